@@ -1,0 +1,190 @@
+"""The ATS step inside a spatial attention layer, shared by TimeSformer and XViT.
+
+Both backbones run spatial attention as one sequence per frame, ``[CLS] + P patches``, so an
+ATS layer sees q, k, v of shape (B, T, h, 1+P, d_h). This module scores the patch positions
+from the CLS rows, samples them, and compacts the position axis. Tokens stay aligned across
+frames (a slot is the same spatial position in every frame), which TimeSformer's temporal
+attention and XViT's temporal shift both need.
+
+Axis names: B clips, T frames, h heads, P position slots currently present, d_h head width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..ats import (ATSOptions, attention_received, hashed_uniform, normalize_scores, sample_tokens, token_budget,
+                   token_scores)
+from ..ats.hashing import _mix32
+
+
+@dataclass
+class TokenState:
+    """Bookkeeping that travels beside the tokens from block to block.
+
+    token_valid: (B, T, P) bool, False for a slot that holds no token in that frame (batch
+        padding, or a position this frame dropped in ``frame`` scope); None when every slot is
+        valid, which is the fast path without masks.
+    per_frame: True when validity can differ between frames of a position (``frame`` scope).
+    positions: (B, P) long, original spatial position of each slot, -1 for batch padding.
+    clip_keys: (B,) long content keys for the ``random`` sampler (None unless it is used).
+    """
+
+    token_valid: Optional[Tensor]
+    per_frame: bool
+    positions: Tensor
+    clip_keys: Optional[Tensor] = None
+
+    def key_mask(self) -> Optional[Tensor]:
+        """Key mask for per-frame spatial attention: (B, T, 1, 1, 1+P) bool, CLS always valid."""
+        if self.token_valid is None:
+            return None
+        cls = torch.ones_like(self.token_valid[..., :1])
+        return torch.cat([cls, self.token_valid], dim=-1)[:, :, None, None, :]
+
+
+@dataclass
+class Selection:
+    """What one ATS stage kept.
+
+    index: (B, P') long, the slots of the incoming position axis that are kept, in their
+        original order; padded entries point at slot 0 and are marked by ``slot_valid``.
+    slot_valid: (B, P') bool, False for batch padding.
+    token_valid: (B, T, P') bool per-frame validity, or None when every slot is valid.
+    kept: (B,) long, positions kept per clip (the union over frames in ``frame`` scope).
+    frame_kept: (B, T) long, positions kept per frame.
+    """
+
+    index: Tensor
+    slot_valid: Tensor
+    token_valid: Optional[Tensor]
+    kept: Tensor
+    frame_kept: Tensor
+
+
+def select_positions(q: Tensor, k: Tensor, v: Tensor, scale: float, state: TokenState, options: ATSOptions,
+                     block_index: int) -> Selection:
+    """Score, budget and sample the patch positions of one ATS layer.
+
+    Args:
+        q, k, v: (B, T, h, 1+P, d_h) spatial-attention queries, keys and values (k and v as
+            the attention uses them, i.e. after XViT's temporal shift).
+        state: validity of the incoming slots.
+    Returns:
+        The `Selection`. Costs one host sync (the largest kept count sets the new width).
+    """
+    batch, frames, _, length, _ = k.shape
+    num_slots = length - 1
+    token_valid = state.token_valid
+    if token_valid is None:
+        token_valid = torch.ones(batch, frames, num_slots, dtype=torch.bool, device=k.device)
+    key_valid = torch.cat([torch.ones_like(token_valid[..., :1]), token_valid], dim=-1)
+    received = attention_received(q, k, scale, options.score, key_valid)      # (B, T, h, 1+P)
+    frame_scores = token_scores(received, v, options.score, token_valid)       # (B, T, P)
+
+    if options.scope == "tube":
+        rows_valid = token_valid.any(dim=1)                                    # (B, P)
+        rows_scores = frame_scores.sum(dim=1)
+        row_keys = state.clip_keys
+    else:
+        rows_valid = token_valid.reshape(batch * frames, num_slots)
+        rows_scores = frame_scores.reshape(batch * frames, num_slots)
+        row_keys = None
+        if state.clip_keys is not None:
+            frame_ids = torch.arange(frames, device=k.device)
+            row_keys = _mix32(state.clip_keys[:, None] * 31 + frame_ids).reshape(-1)
+
+    budget = token_budget(rows_valid.sum(dim=-1), options.ratio, options.num_tokens, options.min_tokens)
+    probabilities = normalize_scores(rows_scores, rows_valid)
+    random_keys = None
+    if options.sampler == "random":
+        random_keys = _random_keys(row_keys, rows_valid, options.seed, block_index)
+    keep = sample_tokens(options.sampler, probabilities, budget, rows_valid, random_keys)
+
+    if options.scope == "tube":
+        keep_frames = keep[:, None, :] & token_valid                            # (B, T, P)
+        union = keep
+    else:
+        keep_frames = keep.reshape(batch, frames, num_slots)
+        union = keep_frames.any(dim=1)
+    return _compact(union, keep_frames, per_frame=options.scope == "frame")
+
+
+def _random_keys(row_keys: Optional[Tensor], rows_valid: Tensor, seed: int, block_index: int) -> Tensor:
+    if row_keys is None:
+        raise RuntimeError("the random sampler needs clip keys; the model computes them from the input")
+    salt = (int(seed) * 1_000_003 + int(block_index)) & 0xFFFFFFFF
+    return hashed_uniform(row_keys, rows_valid.shape[-1], salt)
+
+
+def _compact(union: Tensor, keep_frames: Tensor, per_frame: bool) -> Selection:
+    """Move kept slots to the front (original order kept) and cut the axis to the widest clip."""
+    kept = union.sum(dim=-1)
+    widest, narrowest = (int(x) for x in torch.stack([kept.max(), kept.min()]).tolist())
+    index = torch.argsort((~union).to(torch.uint8), dim=-1, stable=True)[:, :widest]
+    slot_valid = torch.arange(widest, device=union.device) < kept[:, None]
+    index = index.masked_fill(~slot_valid, 0)
+    frames = keep_frames.shape[1]
+    if per_frame:
+        token_valid = keep_frames.gather(2, index[:, None, :].expand(-1, frames, -1)) & slot_valid[:, None, :]
+    elif narrowest < widest:
+        token_valid = slot_valid[:, None, :].expand(-1, frames, -1)
+    else:
+        token_valid = None
+    return Selection(index=index, slot_valid=slot_valid, token_valid=token_valid, kept=kept,
+                     frame_kept=keep_frames.sum(dim=-1))
+
+
+def gather_queries(q: Tensor, index: Tensor) -> Tensor:
+    """The CLS query plus the queries of the kept slots.
+
+    Args:
+        q: (B, T, h, 1+P, d_h); index: (B, P') long.
+    Returns:
+        (B, T, h, 1+P', d_h).
+    """
+    batch, frames, heads, _, head_dim = q.shape
+    slots = index[:, None, None, :, None].expand(batch, frames, heads, -1, head_dim)
+    return torch.cat([q[..., :1, :], q[..., 1:, :].gather(3, slots)], dim=3)
+
+
+def gather_slots(x: Tensor, index: Tensor, axis: int) -> Tensor:
+    """Gather the kept slots of a token tensor along its position axis.
+
+    Args:
+        x: tokens with clips on axis 0 and position slots on ``axis``.
+        index: (B, P') long.
+    """
+    shape = [1] * x.ndim
+    shape[0], shape[axis] = index.shape
+    expanded = index.reshape(shape).expand(*[s if i != axis else index.shape[1] for i, s in enumerate(x.shape)])
+    return x.gather(axis, expanded)
+
+
+def next_state(state: TokenState, selection: Selection) -> TokenState:
+    """The bookkeeping after an ATS stage."""
+    positions = state.positions.gather(1, selection.index).masked_fill(~selection.slot_valid, -1)
+    return TokenState(token_valid=selection.token_valid, per_frame=state.per_frame, positions=positions,
+                      clip_keys=state.clip_keys)
+
+
+def stage_stats(block_index: int, state_before: TokenState, selection: Selection, positions_after: Tensor) -> dict:
+    """What `model.ats_stats` records for one stage (tensors detached, on the model's device)."""
+    if state_before.token_valid is None:
+        incoming = torch.full_like(selection.kept, state_before.positions.shape[1])
+    else:
+        incoming = state_before.token_valid.any(dim=1).sum(dim=-1)
+    stats = {
+        "block": block_index,
+        "input_positions": incoming.detach(),
+        "kept": selection.kept.detach(),
+        "kept_positions": positions_after.detach(),
+        "frame_kept": selection.frame_kept.detach(),
+    }
+    if selection.token_valid is not None:
+        stats["token_valid"] = selection.token_valid.detach()
+    return stats

@@ -1,0 +1,234 @@
+"""XViT: space-time mixing attention (Bulat et al., NeurIPS 2021), ATS built in.
+
+Computed as the official code (1adrianb/video-transformers) computes it: each frame is its own
+ViT sequence [CLS] + P patches with a per-frame CLS; the position embedding is added to every
+token, then a temporal embedding per frame of a group of ``temp_embed_frames`` frames (the
+official ViT keeps its default of 8 whatever the clip length, so a 16-frame clip gets the 8
+embeddings twice). Keys and values are shifted within segments of ``num_segments`` frames (the
+Kinetics setting of 8 makes a 16-frame clip two independent 8-frame groups). In every block the keys and values are shifted over time on the concatenated
+head channels: channels [0, fold) come from frame t+1, [fold, 2 fold) from frame t-1 (zeros
+at the edges of a segment), fold = embed_dim / shift_div; queries are not shifted. The
+per-frame CLS features pass a dropout and a one-block temporal transformer with its own CLS
+(the "consensus" head), then an MLP head.
+
+ATS runs in the attention of the chosen blocks (the paper's 3..11): the CLS rows of all frames
+score the spatial positions, the sampled positions are kept in every frame (``tube``) or per
+frame (``frame``), and only their queries are attended.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from ..ats import ATSOptions, content_key
+from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates
+from .token_selection import (TokenState, gather_queries, gather_slots, next_state, select_positions,
+                              stage_stats)
+
+DEFAULT_ATS_BLOCKS = tuple(range(3, 12))
+
+
+def temporal_shift(x: Tensor, num_segments: int, fold: int) -> Tensor:
+    """Shift channel groups of keys or values across neighbouring frames of a segment.
+
+    Args:
+        x: (B, T, h, N, d_h) with T a multiple of ``num_segments``; channel c of head i is
+            channel i*d_h + c of the concatenated width.
+        fold: channels taken from each neighbour.
+    Returns:
+        (B, T, h, N, d_h): channels [0, fold) from frame t+1, [fold, 2 fold) from frame t-1,
+        zeros where the neighbour is outside the segment, the rest unchanged.
+    """
+    batch, frames, heads, tokens, head_dim = x.shape
+    channels = rearrange(x, "b (g s) h n c -> (b g) s n (h c)", s=num_segments)
+    out = torch.zeros_like(channels)
+    out[:, :-1, :, :fold] = channels[:, 1:, :, :fold]
+    out[:, 1:, :, fold:2 * fold] = channels[:, :-1, :, fold:2 * fold]
+    out[..., 2 * fold:] = channels[..., 2 * fold:]
+    return rearrange(out, "(b g) s n (h c) -> b (g s) h n c", b=batch, h=heads)
+
+
+class SpaceTimeMixingBlock(nn.Module):
+    """Pre-norm ViT block whose attention mixes keys and values of neighbouring frames."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0, shift_div: int = 8, num_segments: int = 8):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.num_segments = num_segments
+        self.fold = dim // shift_div
+
+    def forward(self, x: Tensor, state: TokenState, ats: Optional[ATSOptions] = None,
+                block_index: int = 0) -> Tuple[Tensor, TokenState, Optional[dict]]:
+        """One block.
+
+        Args:
+            x: (B, T, 1+P, d) per-frame sequences, CLS first.
+            state: slot validity and positions.
+            ats: options when this block samples tokens, else None.
+        Returns:
+            x (B, T, 1+P', d), the new state, and this stage's stats (or None).
+        """
+        batch, frames, length, dim = x.shape
+        q, k, v = self.attn.qkv_heads(self.norm1(x))                            # (B, T, h, 1+P, d_h)
+        key_mask = state.key_mask()
+        if state.per_frame and key_mask is not None:
+            # A position dropped in a frame gives its neighbours zeros, as a clip edge does.
+            token_mask = key_mask[:, :, 0, 0, :, None].unsqueeze(2).to(k.dtype)
+            k, v = k * token_mask, v * token_mask
+        k = temporal_shift(k, self.num_segments, self.fold)
+        v = temporal_shift(v, self.num_segments, self.fold)
+        stats = None
+        if ats is not None:
+            selection = select_positions(q, k, v, self.attn.scale, state, ats, block_index)
+            q = gather_queries(q, selection.index)
+            x = torch.cat([x[:, :, :1], gather_slots(x[:, :, 1:], selection.index, axis=2)], dim=2)
+            new_state = next_state(state, selection)
+            stats = stage_stats(block_index, state, selection, new_state.positions)
+            state = new_state
+        residual = self.attn.attend(q, k, v, key_mask)                          # (B, T, 1+P', d)
+        length = residual.shape[2]
+        x = x + self.drop_path(residual.reshape(batch * frames, length, dim)).reshape(batch, frames, length, dim)
+        x = x + self.drop_path(self.mlp(self.norm2(x)).reshape(batch * frames, length, dim)).reshape(x.shape)
+        valid = state.key_mask()
+        if valid is not None:
+            x = x * valid[:, :, 0, 0, :, None].to(x.dtype)
+        return x, state, stats
+
+
+class TemporalHeadBlock(nn.Module):
+    """The consensus head's transformer block: pre-norm, LayerNorm eps 1e-5, qkv without bias."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop: float = 0.0, attn_drop: float = 0.0,
+                 drop_path: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias=False, attn_drop=attn_drop, proj_drop=drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class TemporalHead(nn.Module):
+    """One transformer block over the per-frame CLS features with its own CLS, then an MLP head.
+
+    ``mlp_head`` indices (0 LayerNorm, 1 Linear, 2 GELU, 3 Dropout, 4 Linear) match the official
+    ``consensus.mlp_head`` keys.
+    """
+
+    def __init__(self, dim: int, num_heads: int, num_classes: int, mlp_dim: Optional[int] = None,
+                 num_layers: int = 1, dropout: float = 0.5):
+        super().__init__()
+        mlp_dim = mlp_dim or dim
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.temporal_encoder = nn.Sequential(*[TemporalHeadBlock(dim, num_heads) for _ in range(num_layers)])
+        self.mlp_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
+                                      nn.Linear(mlp_dim, num_classes))
+
+    def forward(self, frame_features: Tensor) -> Tensor:
+        """(B, T, d) -> logits (B, num_classes)."""
+        cls = self.cls_token.expand(frame_features.shape[0], -1, -1)
+        x = self.temporal_encoder(torch.cat([cls, frame_features], dim=1))
+        return self.mlp_head(x[:, 0])
+
+
+class XViT(nn.Module):
+    """XViT for clips of shape (B, 3, num_frames, img_size, img_size).
+
+    ``forward`` returns logits (B, num_classes); after each forward ``ats_stats`` lists, per ATS
+    stage, the kept position count per clip and the kept positions (see docs/models.md).
+    """
+
+    def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 400,
+                 num_frames: int = 16, num_segments: int = 8, shift_div: int = 8, embed_dim: int = 768,
+                 depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 head_dropout: float = 0.5, head_mlp_dim: Optional[int] = None, temp_embed_frames: Optional[int] = None,
+                 ats: Optional[dict] = None):
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
+        temp_embed_frames = temp_embed_frames or num_segments
+        for name, group in (("num_segments", num_segments), ("temp_embed_frames", temp_embed_frames)):
+            if num_frames % group:
+                raise ValueError(f"num_frames {num_frames} must be a multiple of {name} {group}")
+        if embed_dim % shift_div or 2 * (embed_dim // shift_div) > embed_dim:
+            raise ValueError(f"shift_div {shift_div} must divide embed_dim {embed_dim} and be at least 2")
+        self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
+        self.num_frames, self.num_segments, self.num_classes = num_frames, num_segments, num_classes
+        self.embed_dim, self.depth = embed_dim, depth
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
+        self.temp_embed = nn.Parameter(torch.zeros(1, temp_embed_frames, 1, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        self.blocks = nn.ModuleList([
+            SpaceTimeMixingBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rate,
+                                 shift_div, num_segments)
+            for rate in drop_path_rates(drop_path_rate, depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.head_drop = nn.Dropout(head_dropout)
+        self.consensus = TemporalHead(embed_dim, num_heads, num_classes, head_mlp_dim, dropout=head_dropout)
+        self.ats = None if ats is None else ATSOptions.from_dict(ats, depth, DEFAULT_ATS_BLOCKS)
+        self.ats_stats: List[dict] = []
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def no_weight_decay(self) -> Sequence[str]:
+        return ("pos_embed", "cls_token", "temp_embed", "consensus.cls_token")
+
+    def ats_blocks(self) -> Tuple[int, ...]:
+        return () if self.ats is None else self.ats.blocks
+
+    def forward_features(self, video: Tensor) -> Tensor:
+        """(B, 3, T, H, W) -> normalised per-frame CLS features (B, T, d)."""
+        check_video(video, self.in_chans, self.num_frames, self.img_size, self.patch_size)
+        batch = video.shape[0]
+        patches = self.patch_embed(video)                                     # (B, T, P, d)
+        cls = self.cls_token.expand(batch, self.num_frames, 1, -1)
+        x = self.pos_drop(torch.cat([cls, patches], dim=2) + self.pos_embed)
+        x = rearrange(x, "b (g s) n d -> b g s n d", s=self.temp_embed.shape[1]) + self.temp_embed[:, None]
+        x = rearrange(x, "b g s n d -> b (g s) n d")
+        ats = self.ats
+        positions = torch.arange(x.shape[2] - 1, device=x.device).expand(batch, -1)
+        clip_keys = content_key(video) if ats is not None and ats.sampler == "random" else None
+        state = TokenState(token_valid=None, per_frame=ats is not None and ats.scope == "frame",
+                           positions=positions, clip_keys=clip_keys)
+        stats = []
+        for index, block in enumerate(self.blocks):
+            stage = ats if ats is not None and index in ats.blocks else None
+            x, state, stage_stats = block(x, state, stage, index)
+            if stage_stats is not None:
+                stats.append(stage_stats)
+        self.ats_stats = stats
+        return self.norm(x[:, :, 0])
+
+    def forward_head(self, frame_features: Tensor) -> Tensor:
+        """(B, T, d) -> logits (B, num_classes)."""
+        return self.consensus(self.head_drop(frame_features))
+
+    def forward(self, video: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(video))
