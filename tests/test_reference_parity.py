@@ -1,0 +1,76 @@
+"""Our backbones against logits computed by the official TimeSformer and XViT code.
+
+See tests/fixtures/reference/README.md for how the reference numbers were made.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from video_ats import build_model
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reference"
+
+
+def load(name):
+    return torch.load(FIXTURES / f"{name}.pt", weights_only=False)
+
+
+def timesformer_from(fixture, ats=None):
+    config = fixture["config"]
+    model = build_model("timesformer_tiny", num_classes=config["num_classes"], ats=ats, img_size=config["img_size"],
+                        patch_size=config["patch_size"], num_frames=config["num_frames"],
+                        embed_dim=config["embed_dim"], depth=config["depth"], num_heads=config["num_heads"])
+    state = {key[len("model."):]: value for key, value in fixture["checkpoint"]["model_state"].items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def xvit_from(fixture, ats=None):
+    config = fixture["config"]
+    model = build_model("xvit_tiny", num_classes=config["num_classes"], ats=ats, img_size=config["img_size"],
+                        patch_size=config["patch_size"], num_frames=config["num_frames"],
+                        num_segments=config["num_segments"], shift_div=config["shift_div"],
+                        embed_dim=config["embed_dim"], depth=config["depth"], num_heads=config["num_heads"],
+                        temp_embed_frames=config["vit_num_frames"], head_mlp_dim=config["head_mlp_dim"])
+    state = {}
+    for key, value in fixture["checkpoint"]["model_state"].items():
+        if key.startswith("new_fc."):
+            continue            # created by the official builder, unused by its 'vit' consensus
+        state[key[len("base_model."):] if key.startswith("base_model.") else key] = value
+    state["pos_embed"] = fixture["pos_embed_effective"]
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["official_timesformer_tiny", "official_timesformer_tiny_t8"])
+def test_timesformer_matches_the_official_code(name):
+    fixture = load(name)
+    model = timesformer_from(fixture)
+    with torch.no_grad():
+        features = model.forward_features(fixture["input"])
+        logits = model.forward_head(features)
+    assert torch.allclose(features, fixture["features"], atol=1e-5, rtol=0)
+    assert torch.allclose(logits, fixture["logits"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["official_xvit_tiny", "official_xvit_tiny_f16_seg8"])
+def test_xvit_matches_the_official_code(name):
+    fixture = load(name)
+    model = xvit_from(fixture)
+    with torch.no_grad():
+        features = model.forward_features(fixture["input"])
+        logits = model.forward_head(features)
+    assert torch.allclose(features, fixture["frame_features"], atol=1e-5, rtol=0)
+    assert torch.allclose(logits, fixture["logits"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("scope", ["tube", "frame"])
+def test_ats_keeping_everything_matches_the_official_code(scope):
+    ats = dict(sampler="topk", ratio=1.0, scope=scope, blocks=[1, 2, 3])
+    for fixture, model in ((f := load("official_timesformer_tiny"), timesformer_from(f, ats)),
+                           (g := load("official_xvit_tiny"), xvit_from(g, ats))):
+        with torch.no_grad():
+            logits = model(fixture["input"])
+        assert torch.allclose(logits, fixture["logits"], atol=1e-5, rtol=0)
