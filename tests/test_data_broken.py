@@ -45,20 +45,32 @@ def test_training_replaces_broken_videos_and_counts_them(mixed_list, decoder):
 
 def test_training_with_workers_reports_replacements_through_the_items(mixed_list):
     dataset = KineticsDataset(mixed_list, "", "train", **OPTIONS)
-    loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate_views)
+    loader = DataLoader(
+        dataset, batch_size=3, num_workers=2, collate_fn=collate_views, generator=torch.Generator().manual_seed(0)
+    )
     replaced_from = torch.cat([batch["replaced_from"] for batch in loader])
     assert set(replaced_from[replaced_from >= 0].tolist()) == BROKEN_INDICES
     assert dataset.num_replaced == 0  # the workers counted, not this process
 
 
-def test_training_gives_up_after_max_retries_naming_every_file(tmp_path, data_broken_videos):
+def test_training_gives_up_when_every_video_failed_naming_every_file(tmp_path, data_broken_videos):
     listing = tmp_path / "all_broken.txt"
     listing.write_text("".join(f"{data_broken_videos[kind]} 0\n" for kind in BROKEN))
     dataset = KineticsDataset(listing, "", "train", max_retries=30, **OPTIONS)
-    with pytest.raises(RuntimeError, match=r"no decodable video in 31 tries") as error:
+    with pytest.raises(RuntimeError, match=r"no decodable video in 6 tries") as error:
         dataset[0]
     message = str(error.value)
+    for kind in BROKEN:
+        assert f"{kind}.mp4: " in message
     assert "missing.mp4: missing file" in message and "zero_length.mp4: empty file" in message
+
+
+def test_training_gives_up_after_max_retries(tmp_path, data_broken_videos):
+    listing = tmp_path / "all_broken.txt"
+    listing.write_text("".join(f"{data_broken_videos[kind]} 0\n" for kind in BROKEN))
+    dataset = KineticsDataset(listing, "", "train", max_retries=2, **OPTIONS)
+    with pytest.raises(RuntimeError, match=r"no decodable video in 3 tries \(item 0, max_retries=2\)"):
+        dataset[0]
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])

@@ -24,9 +24,10 @@ Every item is a dict::
 
 Broken videos (missing, empty, unreadable, truncated, no video stream):
 
-- train: the item is replaced by another random video, at most ``max_retries`` times; the
-  failure is recorded in ``dataset.failed`` and ``dataset.num_replaced``. If every try fails,
-  a RuntimeError names every file tried and why.
+- train: the item is replaced by another random video not yet known to be broken, at most
+  ``max_retries`` times; the failure is recorded in ``dataset.failed`` and
+  ``dataset.num_replaced``. If every try fails (or no video is left), a RuntimeError names
+  every file tried and why.
 - val / test: never raises; the items of the video have ``ok=False`` and the video is
   recorded in ``dataset.failed``, so evaluation excludes and reports it.
 
@@ -167,7 +168,7 @@ class KineticsDataset(Dataset):
         rng = self._rng()
         video_index = index
         tried = []
-        for _ in range(self.max_retries + 1):
+        while video_index is not None and len(tried) <= self.max_retries:
             if video_index not in self.failed:
                 try:
                     frames = self._decode(video_index, None, rng)
@@ -187,14 +188,21 @@ class KineticsDataset(Dataset):
                     )
                     return self._item(video, video_index, 0, True, index if replaced else -1)
             tried.append(video_index)
-            video_index = int(rng.integers(self.num_videos))
-        failures = "; ".join(
-            f"{self.records[i].path}: {self.failed[i]}" for i in dict.fromkeys(tried)
-        )
+            video_index = self._replacement(rng)
+        failures = "; ".join(f"{self.records[i].path}: {self.failed[i]}" for i in tried)
         raise RuntimeError(
             f"{self.annotation_file}: no decodable video in {len(tried)} tries "
             f"(item {index}, max_retries={self.max_retries}): {failures}"
         )
+
+    def _replacement(self, rng: np.random.Generator):
+        """A random video not known to be broken in this process, None when none is left."""
+        for _ in range(100):  # cheap while broken videos are few
+            candidate = int(rng.integers(self.num_videos))
+            if candidate not in self.failed:
+                return candidate
+        healthy = [i for i in range(self.num_videos) if i not in self.failed]
+        return int(rng.choice(healthy)) if healthy else None
 
     def _view_item(self, index: int) -> dict:
         video_index, view_index = divmod(index, self.num_views)
