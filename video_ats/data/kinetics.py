@@ -38,6 +38,7 @@ grow only inside the process that loaded the item. The items themselves carry th
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Sequence, Tuple, Union
 
@@ -51,6 +52,7 @@ from .sampling import CLIP_POSITIONS, test_clip_indices, train_clip_indices
 from .transforms import NUM_CROPS_CHOICES, test_transform, train_transform
 
 MODES = ("train", "val", "test")
+logger = logging.getLogger(__name__)
 
 
 class KineticsDataset(Dataset):
@@ -173,7 +175,7 @@ class KineticsDataset(Dataset):
                 try:
                     frames = self._decode(video_index, None, rng)
                 except VideoDecodeError as error:
-                    self.failed[video_index] = error.reason
+                    self._record_failure(video_index, error, "replaced by another video")
                 else:
                     replaced = video_index != index
                     self.num_replaced += replaced
@@ -211,7 +213,7 @@ class KineticsDataset(Dataset):
             try:
                 frames = self._decode(video_index, temporal_index, None)
             except VideoDecodeError as error:
-                self.failed[video_index] = error.reason
+                self._record_failure(video_index, error, "excluded from evaluation")
             else:
                 video = test_transform(
                     frames,
@@ -224,6 +226,10 @@ class KineticsDataset(Dataset):
                 return self._item(video, video_index, view_index, True, -1)
         empty = torch.zeros(3, self.num_frames, self.crop_size, self.crop_size)
         return self._item(empty, video_index, view_index, False, -1)
+
+    def _record_failure(self, video_index: int, error: VideoDecodeError, consequence: str) -> None:
+        self.failed[video_index] = error.reason
+        logger.warning("video %d (%s), %s", video_index, error, consequence)
 
     def _item(self, video, video_index: int, view_index: int, ok: bool, replaced_from: int) -> dict:
         return {
