@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads while loading (default: %(default)s, as in a worker)")
     parser.add_argument("--json", help="also write the rows as JSON to this path")
     args = parser.parse_args(argv)
 
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
     rows = benchmark_loading(
         annotation, video_root,
         decoders=args.decoders, modes=args.modes, num_items=args.items, repeats=args.repeats,
-        batch_size=args.batch_size, num_workers=args.workers,
+        batch_size=args.batch_size, num_workers=args.workers, torch_threads=args.torch_threads,
         num_frames=args.num_frames, sampling_rate=args.sampling_rate, crop_size=args.crop_size,
         train_jitter_scales=tuple(args.jitter), test_num_clips=args.test_clips,
         test_num_crops=args.test_crops,
