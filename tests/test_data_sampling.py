@@ -107,3 +107,11 @@ def test_unknown_position_and_out_of_range_clip_are_errors():
         sampling.test_clip_indices(100, 30, 4, 2, 30, 0, 1, "end")
     with pytest.raises(ValueError, match=r"clip_index 3 outside \[0, 3\)"):
         sampling.test_clip_indices(100, 30, 4, 2, 30, 3, 3, "start")
+
+
+def test_timesformer_8x32_on_a_10_second_kinetics_clip():
+    # W = 256, D = 300 - 256 = 44, offsets j * 255 / 7 = 0, 36.4, 72.9, 109.3, 145.7, 182.1, 218.6, 255
+    start = sampling.test_clip_indices(300, 30, 8, 32, 30, 0, 1, "start")
+    middle = sampling.test_clip_indices(300, 30, 8, 32, 30, 0, 1, "middle")  # start 22
+    assert start.tolist() == [0, 36, 72, 109, 145, 182, 218, 255]
+    assert middle.tolist() == [22, 58, 94, 131, 167, 204, 240, 277]

@@ -143,3 +143,9 @@ def test_train_view_resizes_to_the_drawn_short_side():
     # drawn 64: frame becomes 64 x 106 (80 * 64 / 48 = 106.7), so the left offset is in [0, 42]
     assert view.shape == (3, 1, 64, 64)
     assert rng.calls[1:] == [(0, 1), (0, 43)]
+
+
+def test_three_crops_of_a_kinetics_frame_at_224():
+    # 340x256 -> 297x224, slack 73: center ceil(36.5) = 37, right 73
+    height, width = transforms.short_side_size(256, 340, 224)
+    assert transforms.spatial_crops(height, width, 224, 3) == [(0, 0), (0, 37), (0, 73)]
