@@ -5,6 +5,7 @@ first if needed."""
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
             videos_per_class={"train": args.synthetic_clips},
         )
         annotation, video_root = synthetic.annotations["train"], synthetic.root
+    load_before = os.getloadavg()[0]
     rows = benchmark_loading(
         annotation, video_root,
         decoders=args.decoders, modes=args.modes, num_items=args.items, repeats=args.repeats,
@@ -56,9 +58,16 @@ def main(argv=None) -> int:
         train_jitter_scales=tuple(args.jitter), test_num_clips=args.test_clips,
         test_num_crops=args.test_crops,
     )
+    load_after = os.getloadavg()[0]
     print(format_table(rows))
+    # Other processes on the machine change the numbers; say how busy it was.
+    print(f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f} "
+          f"on {os.cpu_count()} CPUs")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({
+            "args": vars(args), "rows": rows, "load_average": [load_before, load_after],
+            "cpus": os.cpu_count(),
+        }, indent=2))
     return 0
 
 
