@@ -38,6 +38,15 @@ def test_returns_the_asked_frames_in_the_asked_order(decoder, data_index_videos)
     assert [read_frame_index(frame, 60) for frame in frames] == indices
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_reader_can_be_asked_for_frames_again(decoder, data_index_videos):
+    with get_decoder(decoder)(data_index_videos["landscape"]) as video:
+        first = video.get_frames([3, 10])
+        second = video.get_frames([0, 5, 50])
+    assert [read_frame_index(frame, 60) for frame in first] == [3, 10]
+    assert [read_frame_index(frame, 60) for frame in second] == [0, 5, 50]
+
+
 def test_both_backends_give_close_pixels_on_natural_content(tmp_path):
     dataset = make_synthetic_dataset(
         tmp_path / "synthetic", num_classes=1, videos_per_class={"train": 1}, num_frames=16,

@@ -176,6 +176,8 @@ class PyAVReader(VideoReader):
         last = max(wanted)
         decoded = {}
         frame_index = -1
+        # A previous call may have stopped mid-stream with frames still buffered: start over.
+        self._stream.codec_context.flush_buffers()
         try:
             for packet in self._packets:
                 for frame in self._stream.decode(packet):
