@@ -245,7 +245,7 @@ def _read_kinetics_csv(path, root: str, classes):
         for *_, name in rows:
             if name is not None:
                 by_key.setdefault(class_key(name), name)
-        classes = [by_key[key] for key in sorted(by_key)]
+        classes = sorted(by_key.values())
     index_of = {class_key(name): index for index, name in enumerate(classes)}
 
     files = index_video_files(root)
