@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import colorsys
 import csv
+import itertools
 import json
 import math
 import os
@@ -65,7 +66,7 @@ CLUTTER_LEVELS = {0: (0.0, 0), 1: (14.0, 0), 2: (30.0, 2), 3: (48.0, 4)}
 SPLIT_CSV_NAMES = {"train": "train.csv", "val": "validate.csv", "test": "test.csv"}
 KINETICS_CSV_HEADER = ("label", "youtube_id", "time_start", "time_end", "split")
 _YOUTUBE_ID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
-_WHITE, _BLACK = 235, 16  # video-range luma extremes survive H.264 and YUV->RGB untouched
+_WHITE, _BLACK = 235, 16  # gray levels that come back within a level or two after H.264
 
 
 def write_mp4(
@@ -88,15 +89,10 @@ def write_mp4(
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": str(crf)}
-        for image in _chain(first, frames):
+        for image in itertools.chain([first], frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 # ---------------------------------------------------------------------------------------------
