@@ -1,0 +1,59 @@
+"""Shared pytest fixtures.
+
+Data fixtures (prefix ``data_``): tiny index-encoding videos and broken files, written once
+per session. Index videos show their frame index as binary stripes across the full width
+(video_ats.data.synthetic.write_index_video), 80x48 landscape unless named otherwise.
+"""
+
+import numpy as np
+import pytest
+
+from video_ats.data.synthetic import write_index_video
+
+
+@pytest.fixture(scope="session")
+def data_index_videos(tmp_path_factory) -> dict:
+    """name -> path: "landscape" (60 frames, 30 fps), "short" (6 frames, 30 fps), "fps15"
+    (30 frames, 15 fps), "mkv" (60 frames, 30 fps, a container whose header holds no frame
+    count), "faststart" (as landscape, index before the frames)."""
+    root = tmp_path_factory.mktemp("data_index_videos")
+    specs = {
+        "landscape": ("landscape.mp4", 60, 30, {}),
+        "short": ("short.mp4", 6, 30, {}),
+        "fps15": ("fps15.mp4", 30, 15, {}),
+        "mkv": ("landscape.mkv", 60, 30, {}),
+        "faststart": ("faststart.mp4", 60, 30, {"faststart": True}),
+    }
+    videos = {}
+    for name, (file_name, num_frames, fps, options) in specs.items():
+        videos[name] = root / file_name
+        write_index_video(videos[name], num_frames, fps, 48, 80, **options)
+    return videos
+
+
+@pytest.fixture(scope="session")
+def data_broken_videos(tmp_path_factory, data_index_videos) -> dict:
+    """kind -> path of a video that cannot be used: "truncated" (first half of an mp4 whose
+    index is at the end), "truncated_faststart" (first 60% of an mp4 whose index comes first),
+    "random_bytes", "zero_length", "missing" (never written), "no_video_stream" (audio only)."""
+    import av
+
+    root = tmp_path_factory.mktemp("data_broken_videos")
+    whole = data_index_videos["landscape"].read_bytes()
+    faststart = data_index_videos["faststart"].read_bytes()
+    paths = {kind: root / f"{kind}.mp4" for kind in (
+        "truncated", "truncated_faststart", "random_bytes", "zero_length", "missing", "no_video_stream"
+    )}
+    paths["truncated"].write_bytes(whole[: len(whole) // 2])
+    paths["truncated_faststart"].write_bytes(faststart[: len(faststart) * 6 // 10])
+    paths["random_bytes"].write_bytes(np.random.default_rng(0).bytes(4096))
+    paths["zero_length"].write_bytes(b"")
+    with av.open(str(paths["no_video_stream"]), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for _ in range(8):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return paths
+

@@ -1,0 +1,305 @@
+"""The Kinetics dataset: annotation records -> decoded, sampled, transformed clips.
+
+Modes:
+
+- ``"train"``: one random clip (:func:`~video_ats.data.sampling.train_clip_indices`) with
+  scale jitter, random crop and flip per item; ``len(dataset) == num_videos``.
+- ``"val"``: one middle clip, short side to ``crop_size``, one center crop per video
+  (cheap validation during training); ``len(dataset) == num_videos``.
+- ``"test"``: ``test_num_clips x test_num_crops`` views per video;
+  ``len(dataset) == num_videos * num_views``. Item ``i`` is view ``i % num_views`` of video
+  ``i // num_views``; view ``v`` is temporal clip ``v // test_num_crops`` (position rule
+  ``clip_position``) and spatial crop ``v % test_num_crops``.
+
+Every item is a dict::
+
+    video         float32 (C, T, crop_size, crop_size), normalized
+    label         int, -1 when the annotation has no label
+    video_index   int, the video the clip comes from
+    view_index    int, temporal_index * num_crops + spatial_index (0 in train / val)
+    ok            bool, False when the video could not be decoded (val / test only);
+                  ``video`` is then zeros of the right shape
+    replaced_from int, train only: the video index the sampler asked for when that video was
+                  broken and ``video_index`` was loaded instead; -1 otherwise
+
+Broken videos (missing, empty, unreadable, truncated, no video stream):
+
+- train: the item is replaced by another random video not yet known to be broken, at most
+  ``max_retries`` times; the failure is recorded in ``dataset.failed`` and
+  ``dataset.num_replaced``. If every try fails (or no video is left), a RuntimeError names
+  every file tried and why.
+- val / test: never raises; the items of the video have ``ok=False`` and the video is
+  recorded in ``dataset.failed``, so evaluation excludes and reports it.
+
+DataLoader workers are separate processes: ``dataset.failed`` and ``dataset.num_replaced``
+grow only inside the process that loaded the item. The items themselves carry the failure
+(``ok``, ``replaced_from``), so the training loop and the evaluator count in the main process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from .annotations import ClassList, read_annotations
+from .decoders import VideoDecodeError, get_decoder
+from .sampling import CLIP_POSITIONS, test_clip_indices, train_clip_indices
+from .transforms import NUM_CROPS_CHOICES, test_transform, train_transform
+
+MODES = ("train", "val", "test")
+logger = logging.getLogger(__name__)
+
+
+class KineticsDataset(Dataset):
+    """Kinetics-400/600 (or any dataset in these formats) as clips; see the module docstring.
+
+    annotation_file: Kinetics CSV, "path label" list or comma list (``annotation_format``).
+    video_root: folder the annotation's videos are relative to / searched in.
+    mode: "train", "val" or "test".
+    num_frames: T, frames per clip. sampling_rate: frame stride at ``target_fps``.
+    crop_size: output height and width. train_jitter_scales: (min, max) short side in train.
+    random_flip: horizontal flip with probability 0.5 in train.
+    test_num_clips, test_num_crops (1 or 3): views per video in test mode.
+    clip_position: "start" (PySlowFast) or "middle" (papers / mmaction2) test clip rule.
+    mean, std: per-channel normalization of [0, 1] RGB (TimeSformer 0.45/0.225, XViT 0.5/0.5).
+    decoder: "decord" or "pyav". class_list: see :func:`~video_ats.data.load_class_list`.
+    max_retries: replacement tries for a broken training video. seed: base of the
+        augmentation randomness (combined with the DataLoader worker seed in workers).
+
+    Attributes: records, classes, labels (per video), num_videos, num_views, failed
+    (video_index -> reason, this process only), num_replaced (this process only).
+    """
+
+    def __init__(
+        self,
+        annotation_file: Union[str, os.PathLike],
+        video_root: Union[str, os.PathLike],
+        mode: str,
+        *,
+        num_frames: int,
+        sampling_rate: float,
+        target_fps: float = 30,
+        crop_size: int,
+        train_jitter_scales: Tuple[int, int] = (256, 320),
+        random_flip: bool = True,
+        test_num_clips: int = 1,
+        test_num_crops: int = 3,
+        clip_position: str = "start",
+        mean: Sequence[float] = (0.45,) * 3,
+        std: Sequence[float] = (0.225,) * 3,
+        decoder: str = "decord",
+        class_list: Union[ClassList, None] = None,
+        annotation_format: str = "auto",
+        max_retries: int = 10,
+        seed: int = 0,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {MODES}")
+        if clip_position not in CLIP_POSITIONS:
+            raise ValueError(f"clip_position {clip_position!r} is not one of {CLIP_POSITIONS}")
+        if test_num_crops not in NUM_CROPS_CHOICES:
+            raise ValueError(f"test_num_crops must be one of {NUM_CROPS_CHOICES}, got {test_num_crops}")
+        if test_num_clips < 1 or num_frames < 1 or sampling_rate <= 0 or target_fps <= 0:
+            raise ValueError(
+                "need test_num_clips >= 1, num_frames >= 1, sampling_rate > 0, target_fps > 0"
+            )
+        low, high = train_jitter_scales
+        if not crop_size <= low <= high:
+            raise ValueError(
+                f"train_jitter_scales {tuple(train_jitter_scales)} must satisfy "
+                f"crop_size ({crop_size}) <= min <= max"
+            )
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f"mean and std need 3 values (RGB), got {mean} and {std}")
+        self.decoder_name = decoder
+        self._open_video = get_decoder(decoder)
+
+        annotations = read_annotations(
+            annotation_file, video_root, format=annotation_format, class_list=class_list
+        )
+        if not annotations.records:
+            raise ValueError(f"{os.fspath(annotation_file)}: no videos in the annotation file")
+        self.annotation_file = os.fspath(annotation_file)
+        self.records = annotations.records
+        self.classes = annotations.classes
+        self.labels = [record.label for record in self.records]
+        self.mode = mode
+        self.num_frames = num_frames
+        self.sampling_rate = sampling_rate
+        self.target_fps = target_fps
+        self.crop_size = crop_size
+        self.train_jitter_scales = (low, high)
+        self.random_flip = random_flip
+        self.num_clips = test_num_clips if mode == "test" else 1
+        self.num_crops = test_num_crops if mode == "test" else 1
+        self.clip_position = clip_position if mode == "test" else "middle"
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.max_retries = max_retries
+        self.seed = seed
+
+        self.num_videos = len(self.records)
+        self.num_views = self.num_clips * self.num_crops
+        self.failed = {}
+        self.num_replaced = 0
+        self._generator = None
+        self._generator_key = None
+        self._cached_clip = (None, None)
+
+    def __len__(self) -> int:
+        return self.num_videos * self.num_views
+
+    @property
+    def failed_paths(self) -> dict:
+        """path -> reason for every video that failed in this process."""
+        return {self.records[index].path: reason for index, reason in self.failed.items()}
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} outside the {len(self)} items of the dataset")
+        if self.mode == "train":
+            return self._train_item(index)
+        return self._view_item(index)
+
+    def _train_item(self, index: int) -> dict:
+        rng = self._rng()
+        video_index = index
+        tried = []
+        while video_index is not None and len(tried) <= self.max_retries:
+            if video_index not in self.failed:
+                try:
+                    frames = self._decode(video_index, None, rng)
+                except VideoDecodeError as error:
+                    self._record_failure(video_index, error, "replaced by another video")
+                else:
+                    replaced = video_index != index
+                    self.num_replaced += replaced
+                    video = train_transform(
+                        frames,
+                        crop_size=self.crop_size,
+                        jitter_scales=self.train_jitter_scales,
+                        random_flip=self.random_flip,
+                        mean=self.mean,
+                        std=self.std,
+                        rng=rng,
+                    )
+                    return self._item(video, video_index, 0, True, index if replaced else -1)
+            tried.append(video_index)
+            video_index = self._replacement(rng)
+        failures = "; ".join(f"{self.records[i].path}: {self.failed[i]}" for i in tried)
+        raise RuntimeError(
+            f"{self.annotation_file}: no decodable video in {len(tried)} tries "
+            f"(item {index}, max_retries={self.max_retries}): {failures}"
+        )
+
+    def _replacement(self, rng: np.random.Generator):
+        """A random video not known to be broken in this process, None when none is left."""
+        for _ in range(100):  # cheap while broken videos are few
+            candidate = int(rng.integers(self.num_videos))
+            if candidate not in self.failed:
+                return candidate
+        healthy = [i for i in range(self.num_videos) if i not in self.failed]
+        return int(rng.choice(healthy)) if healthy else None
+
+    def _view_item(self, index: int) -> dict:
+        video_index, view_index = divmod(index, self.num_views)
+        temporal_index, spatial_index = divmod(view_index, self.num_crops)
+        if video_index not in self.failed:
+            try:
+                frames = self._decode(video_index, temporal_index, None)
+            except VideoDecodeError as error:
+                self._record_failure(video_index, error, "excluded from evaluation")
+            else:
+                video = test_transform(
+                    frames,
+                    crop_size=self.crop_size,
+                    spatial_index=spatial_index,
+                    num_crops=self.num_crops,
+                    mean=self.mean,
+                    std=self.std,
+                )
+                return self._item(video, video_index, view_index, True, -1)
+        empty = torch.zeros(3, self.num_frames, self.crop_size, self.crop_size)
+        return self._item(empty, video_index, view_index, False, -1)
+
+    def _record_failure(self, video_index: int, error: VideoDecodeError, consequence: str) -> None:
+        self.failed[video_index] = error.reason
+        logger.warning("video %d (%s), %s", video_index, error, consequence)
+
+    def _item(self, video, video_index: int, view_index: int, ok: bool, replaced_from: int) -> dict:
+        return {
+            "video": video,
+            "label": self.labels[video_index],
+            "video_index": video_index,
+            "view_index": view_index,
+            "ok": ok,
+            "replaced_from": replaced_from,
+        }
+
+    def _decode(self, video_index: int, temporal_index, rng) -> np.ndarray:
+        """uint8 (T, H, W, 3) frames of the clip: random (temporal_index None) or test clip."""
+        key = (video_index, temporal_index)
+        if temporal_index is not None and self._cached_clip[0] == key:
+            # The crops of one test clip come one after the other: decode the clip once.
+            return self._cached_clip[1]
+        with self._open_video(self.records[video_index].path) as video:
+            if temporal_index is None:
+                indices = train_clip_indices(
+                    video.num_frames, video.fps, self.num_frames, self.sampling_rate,
+                    self.target_fps, rng,
+                )
+            else:
+                indices = test_clip_indices(
+                    video.num_frames, video.fps, self.num_frames, self.sampling_rate,
+                    self.target_fps, temporal_index, self.num_clips, self.clip_position,
+                )
+            frames = video.get_frames(indices)
+        if temporal_index is not None:
+            self._cached_clip = (key, frames)
+        return frames
+
+    def _rng(self) -> np.random.Generator:
+        """The augmentation generator of this process.
+
+        Main process: seeded by ``seed`` alone and carried across epochs. DataLoader worker:
+        seeded by (seed, the worker's torch seed), which differs per worker and per epoch and
+        follows ``torch.manual_seed`` in the main process.
+        """
+        worker = get_worker_info()
+        key = None if worker is None else worker.seed
+        if self._generator is None or key != self._generator_key:
+            entropy = [self.seed] if key is None else [self.seed, key]
+            self._generator = np.random.default_rng(entropy)
+            self._generator_key = key
+        return self._generator
+
+
+def collate_views(items: Sequence[dict]) -> dict:
+    """DataLoader ``collate_fn`` for dataset items.
+
+    Returns a dict: ``video`` float32 (B, C, T, H, W); ``label``, ``video_index``,
+    ``view_index``, ``replaced_from`` int64 (B,); ``ok`` bool (B,). Other keys: tensors are
+    stacked, numbers become a tensor, anything else a list.
+    """
+    if not items:
+        raise ValueError("collate_views needs at least one item")
+    batch = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        first = values[0]
+        if isinstance(first, torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif isinstance(first, bool):
+            batch[key] = torch.tensor(values, dtype=torch.bool)
+        elif isinstance(first, int):
+            batch[key] = torch.tensor(values, dtype=torch.int64)
+        elif isinstance(first, float):
+            batch[key] = torch.tensor(values, dtype=torch.float32)
+        else:
+            batch[key] = values
+    return batch
