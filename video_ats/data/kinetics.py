@@ -44,7 +44,7 @@ from typing import Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from .annotations import ClassList, read_annotations
 from .decoders import VideoDecodeError, get_decoder
@@ -69,7 +69,7 @@ class KineticsDataset(Dataset):
     mean, std: per-channel normalization of [0, 1] RGB (TimeSformer 0.45/0.225, XViT 0.5/0.5).
     decoder: "decord" or "pyav". class_list: see :func:`~video_ats.data.load_class_list`.
     max_retries: replacement tries for a broken training video. seed: base of the
-        augmentation randomness (combined with the DataLoader worker seed in workers).
+        augmentation randomness: item i of epoch e draws from (seed, e, i); see ``set_epoch``.
 
     Attributes: records, classes, labels (per video), num_videos, num_views, failed
     (video_index -> reason, this process only), num_replaced (this process only).
@@ -147,8 +147,7 @@ class KineticsDataset(Dataset):
         self.num_views = self.num_clips * self.num_crops
         self.failed = {}
         self.num_replaced = 0
-        self._generator = None
-        self._generator_key = None
+        self.epoch = 0
         self._cached_clip = (None, None)
 
     def __len__(self) -> int:
@@ -167,7 +166,7 @@ class KineticsDataset(Dataset):
         return self._view_item(index)
 
     def _train_item(self, index: int) -> dict:
-        rng = self._rng()
+        rng = self._rng(index)
         video_index = index
         tried = []
         while video_index is not None and len(tried) <= self.max_retries:
@@ -263,20 +262,19 @@ class KineticsDataset(Dataset):
             self._cached_clip = (key, frames)
         return frames
 
-    def _rng(self) -> np.random.Generator:
-        """The augmentation generator of this process.
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations ``__getitem__`` draws (see ``_rng``)."""
+        self.epoch = int(epoch)
 
-        Main process: seeded by ``seed`` alone and carried across epochs. DataLoader worker:
-        seeded by (seed, the worker's torch seed), which differs per worker and per epoch and
-        follows ``torch.manual_seed`` in the main process.
+    def _rng(self, index: int) -> np.random.Generator:
+        """The augmentation generator of one training item, seeded by (seed, epoch, index).
+
+        An item's clip window, scale, crop, flip and replacement video depend on nothing else:
+        not on the DataLoader worker that loads it, nor on the items loaded before it. So a run
+        resumed mid-epoch sees exactly the clips of an uninterrupted run, and results do not
+        change with the number of workers.
         """
-        worker = get_worker_info()
-        key = None if worker is None else worker.seed
-        if self._generator is None or key != self._generator_key:
-            entropy = [self.seed] if key is None else [self.seed, key]
-            self._generator = np.random.default_rng(entropy)
-            self._generator_key = key
-        return self._generator
+        return np.random.default_rng([self.seed, self.epoch, index])
 
 
 def collate_views(items: Sequence[dict]) -> dict:
