@@ -117,7 +117,8 @@ class MappedState:
     """A state dict translated into this toolkit's names.
 
     state: our key -> tensor. unmapped: keys of the source that have no counterpart (reported
-    as unexpected). ignored / copied / initialized: as in `LoadReport`.
+    as unexpected). ignored / copied / initialized: as in `LoadReport`. hints: what the
+    layout says about a mismatch, for the error message.
     """
 
     state: Dict[str, Tensor]
@@ -125,6 +126,7 @@ class MappedState:
     ignored: Dict[str, str] = field(default_factory=dict)
     copied: Dict[str, str] = field(default_factory=dict)
     initialized: Dict[str, str] = field(default_factory=dict)
+    hints: List[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +429,13 @@ def map_mmaction2(state: Mapping[str, Tensor], family: str, target: Mapping[str,
     ``cls_head.fc_cls`` is the classifier (``head``, or XViT's ``consensus.mlp_head.4``).
     """
     if _has_prefix(state, _MM_BLOCK_PREFIX, "backbone.patch_embed.projection."):
+        if any(re.match(re.escape(_MM_BLOCK_PREFIX) + r"\d+\.norms\.", key) for key in state):
+            # space_only / joint_space_time layers: attentions.0 is the spatial attention there.
+            mapped = _rename(state, _MM_TOP, _MM_BLOCK_PREFIX, {})
+            mapped.hints.append("the checkpoint has no temporal attention: an mmaction2 TimeSformer with "
+                                "space_only or joint_space_time attention (norms.0 / norms.1 layers); only "
+                                "divided space-time attention is supported")
+            return mapped
         return _rename(state, _MM_TOP, _MM_BLOCK_PREFIX, _MM_BLOCK)
     backbone = {key[len("backbone."):]: value for key, value in state.items() if key.startswith("backbone.")}
     head = HEAD_KEYS[_family_of(backbone) or family]
@@ -614,17 +623,18 @@ def _group_by_reason(reasons: Mapping[str, str]) -> Dict[str, List[str]]:
     return grouped
 
 
-def _check_keys(state: Mapping[str, Tensor], target: Mapping[str, Tensor], unmapped: List[str], where: str,
+def _check_keys(state: Mapping[str, Tensor], target: Mapping[str, Tensor], mapped: MappedState, where: str,
                 source: str, model_name: str, resize_embeddings: bool) -> None:
     missing = [key for key in target if key not in state]
-    unexpected = [key for key in state if key not in target] + list(unmapped)
+    unexpected = [key for key in state if key not in target] + list(mapped.unmapped)
     mis_shaped = [f"{key} {tuple(state[key].shape)} vs {tuple(target[key].shape)}" for key in state
                   if key in target and state[key].shape != target[key].shape]
     if not (missing or unexpected or mis_shaped):
         return
     lines = [f"cannot load {where} ({source}) into {model_name}: {len(missing)} missing, {len(unexpected)} "
              f"unexpected, {len(mis_shaped)} mis-shaped key(s); nothing was loaded"]
-    lines += [f"  hint: {hint}" for hint in _architecture_hints(state, target)]
+    hints = mapped.hints or _architecture_hints(state, target)
+    lines += [f"  hint: {hint}" for hint in hints]
     if not resize_embeddings and any(item.split()[0].endswith("_embed") for item in mis_shaped):
         lines.append("  hint: resize_embeddings=False; pass True to resize pos_embed / time_embed / temp_embed")
     if missing:
@@ -693,7 +703,7 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
     if resize_embeddings:
         report.resized = _resize_embeddings(state, target, family)
     _handle_head(state, target, family, drop_head, report, where)
-    _check_keys(state, target, mapped.unmapped, where, detected, type(model).__name__, resize_embeddings)
+    _check_keys(state, target, mapped, where, detected, type(model).__name__, resize_embeddings)
     model.load_state_dict(state, strict=True)
     report.loaded = len(target) - len(report.initialized)
     for key, reason in report.ignored.items():
