@@ -256,7 +256,8 @@ def test_convert_tool_round_trip_gives_identical_logits(tmp_path):
     overrides = [f"img_size={config['img_size']}", f"patch_size={config['patch_size']}",
                  f"num_segments={config['num_segments']}", f"embed_dim={config['embed_dim']}",
                  f"depth={config['depth']}", f"num_heads={config['num_heads']}",
-                 f"head_mlp_dim={config['head_mlp_dim']}", f"temp_embed_frames={config['vit_num_frames']}", "ats={'ratio': 1.0, 'sampler': 'topk', 'blocks': [1, 2, 3]}"]
+                 f"head_mlp_dim={config['head_mlp_dim']}", f"temp_embed_frames={config['vit_num_frames']}",
+                 "ats={'ratio': 1.0, 'sampler': 'topk', 'blocks': [1, 2, 3]}"]
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "convert_checkpoint.py"), "--input", str(official),
                           "--output", str(converted), "--model", "xvit_tiny", *overrides],
                          capture_output=True, text=True, timeout=120)
@@ -268,9 +269,9 @@ def test_convert_tool_round_trip_gives_identical_logits(tmp_path):
     with torch.no_grad():
         logits = model(fixture["input"])
     assert torch.allclose(logits, fixture["logits"], atol=1e-5, rtol=0)
-    direct = build_model("xvit_tiny", num_classes=5, ats={"ratio": 1.0, "sampler": "topk", "blocks": [1, 2, 3]}, img_size=32,
-                         patch_size=8, num_segments=4, embed_dim=48, depth=4, num_heads=4, head_mlp_dim=48,
-                         temp_embed_frames=8).eval()
+    direct = build_model("xvit_tiny", num_classes=5, ats={"ratio": 1.0, "sampler": "topk", "blocks": [1, 2, 3]},
+                         img_size=32, patch_size=8, num_segments=4, embed_dim=48, depth=4, num_heads=4,
+                         head_mlp_dim=48, temp_embed_frames=8).eval()
     load_checkpoint(direct, official)
     with torch.no_grad():
         assert torch.equal(direct(fixture["input"]), logits)

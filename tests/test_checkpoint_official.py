@@ -70,7 +70,8 @@ def test_released_hr_and_l_files_with_an_8_frame_time_embed_are_resized(name, pr
 
 
 def test_hr_checkpoint_into_a_224_model_resizes_the_position_embedding():
-    report = load_checkpoint(meta_model("timesformer_base"), meta_checkpoint(official_keys("timesformer_hr_divst_16x448_k400")))
+    checkpoint = meta_checkpoint(official_keys("timesformer_hr_divst_16x448_k400"))
+    report = load_checkpoint(meta_model("timesformer_base"), checkpoint)
     assert report.resized == [("pos_embed", (1, 785, 768), (1, 197, 768)), ("time_embed", (1, 16, 768), (1, 8, 768))]
 
 

@@ -52,7 +52,8 @@ _RESERVED = ("format", "format_version", "model", "model_name", "num_classes", "
 
 # What each layout looks like, for error messages.
 EXPECTED = {
-    "video_ats": "a video_ats checkpoint ({'format': 'video_ats', 'model': ...}) or a state dict in this toolkit's names",
+    "video_ats": ("a video_ats checkpoint ({'format': 'video_ats', 'model': ...}) or a state dict in this "
+                  "toolkit's names"),
     "timesformer_official": "an official TimeSformer .pyth ({'model_state': {'model.cls_token', 'model.blocks.0...'}})",
     "xvit_official": "an official XViT checkpoint ({'model_state': {'base_model.…', 'consensus.…'}})",
     "mmaction2": "an mmaction2 checkpoint ({'state_dict': {'backbone.…', 'cls_head.fc_cls.…'}})",
@@ -298,8 +299,9 @@ def detect_source(checkpoint: Mapping[str, Any], where: str = "the checkpoint") 
         wrapped = [name for name in ("model_state", "state_dict", "model", "module", "state_dict_ema")
                    if _is_state_dict(checkpoint.get(name))]
         if not wrapped:
-            raise CheckpointError(f"{where} holds no state dict: its top-level keys are {sorted(map(str, checkpoint))[:12]}; "
-                                  f"expected a state dict of tensors or one under 'model_state', 'state_dict' or 'model'")
+            raise CheckpointError(f"{where} holds no state dict: its top-level keys are "
+                                  f"{sorted(map(str, checkpoint))[:12]}; expected a state dict of tensors or one "
+                                  f"under 'model_state', 'state_dict' or 'model'")
         state = dict(checkpoint[wrapped[0]])
     state = _strip_prefix(state, "module.")
     source = _source_of_keys(list(state))
@@ -307,6 +309,21 @@ def detect_source(checkpoint: Mapping[str, Any], where: str = "the checkpoint") 
         raise CheckpointError(f"{where}: the keys match no known layout (first keys: {list(state)[:6]}); expected "
                               f"one of: " + "; ".join(f"{name}: {text}" for name, text in EXPECTED.items()))
     return source, state
+
+
+def _check_source_name(source: str) -> None:
+    if source != "auto" and source not in SOURCES:
+        raise ValueError(f"unknown checkpoint source {source!r}; valid sources are {['auto', *SOURCES]}")
+
+
+def _detect_expected(checkpoint: Mapping[str, Any], source: str, where: str) -> Tuple[str, Dict[str, Tensor]]:
+    """`detect_source`, then check an explicit ``source`` against what was found."""
+    _check_source_name(source)
+    detected, state = detect_source(checkpoint, where)
+    if source not in ("auto", detected):
+        raise CheckpointError(f"{where} is not {EXPECTED[source]}: its keys look like {detected} "
+                              f"(first keys: {list(state)[:4]}); pass source='{detected}' or source='auto'")
+    return detected, state
 
 
 def _family_of(state: Mapping[str, Tensor]) -> Optional[str]:
@@ -681,16 +698,12 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
             classifier mismatch without drop_head, or any missing, unexpected or mis-shaped key
             (all listed). The model is unchanged when an error is raised.
     """
-    if source != "auto" and source not in SOURCES:
-        raise ValueError(f"unknown checkpoint source {source!r}; valid sources are {['auto', *SOURCES]}")
+    _check_source_name(source)               # before any file is read
     model = _unwrap_model(model)
     family = _model_family(model)
     path, checkpoint = _read(path_or_state_dict)
     where = path or "the given state dict"
-    detected, raw = detect_source(checkpoint, where)
-    if source not in ("auto", detected):
-        raise CheckpointError(f"{where} is not {EXPECTED[source]}: its keys look like {detected} "
-                              f"(first keys: {list(raw)[:4]}); pass source='{detected}' or source='auto'")
+    detected, raw = _detect_expected(checkpoint, source, where)
     target = model.state_dict()
     mapped = _MAPPERS[detected](raw, family, target)
     checkpoint_family = _family_of(mapped.state)
@@ -706,8 +719,6 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
     _check_keys(state, target, mapped, where, detected, type(model).__name__, resize_embeddings)
     model.load_state_dict(state, strict=True)
     report.loaded = len(target) - len(report.initialized)
-    for key, reason in report.ignored.items():
-        logger.info("ignored %s: %s", key, reason)
     logger.info("loaded %s\n%s", where, report.summary())
     return report
 
@@ -720,16 +731,11 @@ def checkpoint_num_classes(path_or_state_dict: Union[str, os.PathLike, Mapping[s
                            source: str = "auto") -> Optional[int]:
     """The class count of a checkpoint's classifier (None when it has none, e.g. an image ViT)."""
     path, checkpoint = _read(path_or_state_dict)
-    detected, raw = detect_source(checkpoint, path or "the given state dict")
-    if source not in ("auto", detected):
-        raise CheckpointError(f"{path or 'the state dict'} is not {EXPECTED[source]}: its keys look like {detected}")
+    detected, raw = _detect_expected(checkpoint, source, path or "the given state dict")
     if detected == "timm_vit":
-        return None
+        return None                      # its ImageNet classifier is never used
     mapped = _MAPPERS[detected](raw, "TimeSformer", {})
-    family = _family_of(mapped.state) or "TimeSformer"
-    if family == "XViT" and detected == "mmaction2":
-        mapped = _MAPPERS[detected](raw, "XViT", {})
-    weight = mapped.state.get(HEAD_KEYS[family][0])
+    weight = mapped.state.get(HEAD_KEYS[_family_of(mapped.state) or "TimeSformer"][0])
     return None if weight is None else int(weight.shape[0])
 
 
