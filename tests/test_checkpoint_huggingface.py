@@ -6,8 +6,9 @@ its saved files are then loaded into ours. Needs the `hf` extra (installed in CI
 
 import pytest
 import torch
+from optional_extras import require_extra
 
-transformers = pytest.importorskip("transformers", reason="needs the hf extra: pip install 'video-ats[hf]'")
+transformers = require_extra("transformers", "hf")
 
 from video_ats import build_model, load_checkpoint  # noqa: E402
 from video_ats.checkpoint import CheckpointError  # noqa: E402

@@ -10,8 +10,9 @@ import logging
 
 import pytest
 import torch
+from optional_extras import require_extra
 
-pytest.importorskip("mmaction", reason="needs the mmaction extra: pip install 'video-ats[mmaction]'")
+require_extra("mmaction", "mmaction")
 
 from mmaction.registry import MODELS  # noqa: E402
 from mmaction.utils import register_all_modules  # noqa: E402

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from optional_extras import require_extra
 
-pytest.importorskip("mmaction", reason="needs the mmaction extra: pip install 'video-ats[mmaction]'")
+require_extra("mmaction", "mmaction")
 
 from mmaction.registry import MODELS  # noqa: E402
 from mmaction.structures import ActionDataSample  # noqa: E402
