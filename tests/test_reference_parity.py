@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from video_ats import build_model
+from video_ats import build_model, load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -22,8 +22,8 @@ def timesformer_from(fixture, ats=None):
     model = build_model("timesformer_tiny", num_classes=config["num_classes"], ats=ats, img_size=config["img_size"],
                         patch_size=config["patch_size"], num_frames=config["num_frames"],
                         embed_dim=config["embed_dim"], depth=config["depth"], num_heads=config["num_heads"])
-    state = {key[len("model."):]: value for key, value in fixture["checkpoint"]["model_state"].items()}
-    model.load_state_dict(state, strict=True)
+    report = load_checkpoint(model, fixture["checkpoint"])
+    assert report.source == "timesformer_official" and not report.resized
     return model.eval()
 
 
@@ -34,13 +34,11 @@ def xvit_from(fixture, ats=None):
                         num_segments=config["num_segments"], shift_div=config["shift_div"],
                         embed_dim=config["embed_dim"], depth=config["depth"], num_heads=config["num_heads"],
                         temp_embed_frames=config["vit_num_frames"], head_mlp_dim=config["head_mlp_dim"])
-    state = {}
-    for key, value in fixture["checkpoint"]["model_state"].items():
-        if key.startswith("new_fc."):
-            continue            # created by the official builder, unused by its 'vit' consensus
-        state[key[len("base_model."):] if key.startswith("base_model.") else key] = value
-    state["pos_embed"] = fixture["pos_embed_effective"]
-    model.load_state_dict(state, strict=True)
+    # The official checkpoint's pos_embed covers 224 px; the loader resizes it as the official
+    # forward does, and new_fc (unused by the official 'vit' consensus) is ignored.
+    report = load_checkpoint(model, fixture["checkpoint"])
+    assert report.source == "xvit_official" and sorted(report.ignored) == ["new_fc.bias", "new_fc.weight"]
+    assert torch.equal(model.pos_embed.detach(), fixture["pos_embed_effective"])
     return model.eval()
 
 
