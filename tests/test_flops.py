@@ -97,3 +97,84 @@ def test_ats_keeping_every_token_costs_the_model_plus_its_scoring():
     per_clip = clip_gflops(model, varied_clips())
     scoring = 3 * 8 * 65 * 96 / 1e9
     assert per_clip.tolist() == pytest.approx([model_gflops(model) + scoring] * 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark and the tools (plumbing only, tiny models, no timing assertions)
+
+import json  # noqa: E402
+
+from video_ats.benchmark import BenchmarkSpec, benchmark_config, markdown_table, ratio_for_saving, write_json  # noqa: E402
+from video_ats.config import load_config  # noqa: E402
+
+
+def tiny_cfg(*overrides):
+    return load_config(None, ["MODEL.NAME", "timesformer_tiny", "MODEL.NUM_CLASSES", "5", *overrides])
+
+
+def test_benchmark_rows_carry_every_field_and_the_json_is_written(tmp_path):
+    spec = BenchmarkSpec(batch_sizes=(1, 2), ratio=0.5, warmup=0, rounds=1, mmaction=False)
+    rows = benchmark_config(tiny_cfg(), spec, log=lambda message: None)
+    assert [(row.batch_size, row.variant) for row in rows] == [
+        (1, "no ATS"), (1, "ATS topk ratio 0.5"), (2, "no ATS"), (2, "ATS topk ratio 0.5")]
+    for plain, ats in (rows[:2], rows[2:]):
+        assert plain.speedup is None and plain.gflops_per_clip == pytest.approx(0.53660208)
+        assert ats.gflops_ratio == pytest.approx(plain.gflops_per_clip / ats.gflops_per_clip)
+        assert ats.speedup == pytest.approx(ats.clips_per_s / plain.clips_per_s)
+        assert ats.efficiency == pytest.approx(ats.speedup / ats.gflops_ratio)
+        assert ats.kept_per_stage == [32.0, 16.0, 8.0]          # topk: round(0.5 N) whatever the weights
+        for row in (plain, ats):
+            assert row.clips_per_s == pytest.approx(row.batch_size / row.latency_s)
+            assert row.matmul_gmacs_per_s > 0 and row.matmul_fraction > 0
+            assert row.device == "cpu" and row.dtype == "fp32" and len(row.rounds_s) == 1
+    path = tmp_path / "bench.json"
+    write_json(str(path), rows, {"command": "test"})
+    written = json.loads(path.read_text())
+    assert written["meta"]["command"] == "test" and len(written["rows"]) == 4
+    assert {"clips_per_s", "latency_s", "peak_memory_mb", "gflops_ratio", "speedup", "efficiency"} <= set(
+        written["rows"][1])
+    assert markdown_table(rows).count("\n") == 5
+
+
+def test_the_config_ats_is_used_when_no_fixed_budget_is_given():
+    spec = BenchmarkSpec(batch_sizes=(2,), warmup=0, rounds=1, mmaction=False)
+    rows = benchmark_config(tiny_cfg("ATS.ENABLE", "True", "ATS.RATIO", "0.6"), spec, log=lambda message: None)
+    assert rows[1].ats["sampler"] == "its" and rows[1].ats["ratio"] == 0.6
+    with pytest.raises(ValueError, match="--ratio or --saving"):
+        benchmark_config(tiny_cfg(), spec, log=lambda message: None)
+
+
+def test_ratio_for_saving_hits_the_wanted_saving():
+    from video_ats.benchmark import _gflops_with, fixed_budget_widths
+
+    with torch.device("meta"):
+        model = build_model("timesformer_base")
+    ratio = ratio_for_saving(model, 0.4)
+    cost = _gflops_with(model, fixed_budget_widths(model, (3, 4, 5), ratio), "topk")
+    assert 1 - cost / model_gflops(model) == pytest.approx(0.4, abs=0.02)
+
+
+def test_flops_tool_reports_per_view_and_per_video(tmp_path, capsys):
+    from tools_flops import main
+
+    path = tmp_path / "flops.json"
+    main(["--cfg", "configs/kinetics400/timesformer_base.yaml", "MODEL.NAME", "timesformer_tiny",
+          "ATS.ENABLE", "True", "ATS.RATIO", "0.5", "--source", "random", "--random-views", "6",
+          "--batch-size", "3", "--json", str(path)])
+    report = json.loads(path.read_text())
+    assert report["views_per_video"] == 3
+    assert report["no_ats"]["gflops_per_video"] == pytest.approx(3 * report["no_ats"]["gflops_per_view"])
+    assert report["ats"]["gflops_per_view"]["count"] == 6 and report["ats"]["gflops_per_video"]["count"] == 2
+    assert "RANDOM INPUT" in report["ats"]["clips"]
+    assert "per video" in capsys.readouterr().out
+
+
+def test_mmaction_timesformer_of_the_same_size_runs_when_installed():
+    pytest.importorskip("mmaction")
+    from video_ats.benchmark import mmaction_timesformer
+
+    model = build_model("timesformer_tiny", num_classes=5, depth=2)
+    reference, why_not = mmaction_timesformer(model)
+    assert why_not is None
+    with torch.no_grad():
+        assert reference(torch.randn(2, 3, 8, 64, 64)).shape == (2, 5)
