@@ -141,5 +141,7 @@ def check_video(video: Tensor, in_chans: int, num_frames: int, img_size: int, pa
                          f"shape {expected}, got shape {tuple(video.shape)}; rebuild with img_size to change it")
     if not video.is_floating_point():
         raise ValueError(f"expected a float video tensor, got dtype {video.dtype}")
+    if video.is_meta:
+        return                      # shapes only (GFLOPs counting): there are no values to check
     if not bool(torch.isfinite(video).all()):
         raise ValueError("the input video contains NaN or Inf values; refusing to predict from it")

@@ -82,9 +82,12 @@ def select_positions(q: Tensor, k: Tensor, v: Tensor, scale: float, state: Token
     token_valid = state.token_valid
     if token_valid is None:
         token_valid = torch.ones(batch, frames, num_slots, dtype=torch.bool, device=k.device)
-    key_valid = torch.cat([torch.ones_like(token_valid[..., :1]), token_valid], dim=-1)
-    received = attention_received(q, k, scale, options.score, key_valid)      # (B, T, h, 1+P)
-    frame_scores = token_scores(received, v, options.score, token_valid)       # (B, T, P)
+    if options.sampler == "random":
+        frame_scores = token_valid.to(torch.float32)                           # the scores go unused
+    else:
+        key_valid = torch.cat([torch.ones_like(token_valid[..., :1]), token_valid], dim=-1)
+        received = attention_received(q, k, scale, options.score, key_valid)  # (B, T, h, 1+P)
+        frame_scores = token_scores(received, v, options.score, token_valid)   # (B, T, P)
 
     if options.scope == "tube":
         rows_valid = token_valid.any(dim=1)                                    # (B, P)

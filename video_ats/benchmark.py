@@ -1,0 +1,463 @@
+"""Model speed: clips/s, latency and peak memory, without and with ATS, side by side.
+
+What one benchmark run measures, for every model and batch size:
+
+- the model without ATS, the same weights with ATS, and (when mmaction2 is installed and the
+  model is a TimeSformer) mmaction2's TimeSformer of the same size, timed in turns: one
+  forward of each per round, so that a noisy machine slows all of them alike; latency is the
+  median over the rounds after warm-up; clips/s = batch size / median latency;
+- a matmul reference: the linear layers of one block as bare matmuls (F.linear) on as many
+  rows as the forward has tokens, timed in the same rounds; its multiply-adds per second are
+  what this machine's GEMM reaches at that size and dtype;
+- GFLOPs per clip in closed form (`video_ats.flops`; fvcore convention, mean over the batch);
+  GFLOPs ratio = no-ATS GFLOPs / ATS GFLOPs, speedup = ATS clips/s / no-ATS clips/s,
+  efficiency = speedup / GFLOPs ratio (1.0: every saved FLOP turned into time);
+- peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during the forward; on CPU, the
+  rise of the process's resident-set high-water mark (VmHWM, reset through
+  /proc/self/clear_refs after returning freed heap with malloc_trim) over the resident size
+  before the forward, i.e. the activations and workspaces of one forward (weights excluded).
+
+The ATS side is a fixed budget by default: ``topk`` keeps exactly round(ratio x N) positions
+per stage, whatever the weights, so the token count (and the GFLOPs) is the same for random
+weights as for a trained checkpoint. ``ratio_for_saving`` picks the ratio for a GFLOPs saving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .ats import token_budget
+from .config import ats_options, build_model_from_cfg
+from .flops import gflops_from_stats, model_gflops
+from .models import build_model
+from .models.timesformer import TimeSformer
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Row:
+    """One timed configuration (the JSON rows of tools/benchmark.py)."""
+
+    model: str                      # preset name
+    implementation: str             # "video_ats" or "mmaction2"
+    variant: str                    # "no ATS", "ATS topk ratio 0.72", "mmaction2"
+    batch_size: int
+    device: str
+    dtype: str
+    compiled: bool
+    latency_s: float                # median over the timed rounds
+    clips_per_s: float
+    peak_memory_mb: Optional[float]
+    gflops_per_clip: float          # closed form, mean over the batch
+    achieved_gmacs_per_s: float     # gflops_per_clip x clips_per_s
+    matmul_gmacs_per_s: float       # the matmul reference of the same size, same rounds
+    matmul_fraction: float          # achieved / matmul reference
+    ats: Optional[dict] = None
+    kept_per_stage: Optional[List[float]] = None       # mean positions kept per ATS stage
+    gflops_ratio: Optional[float] = None                # no-ATS GFLOPs / this row's GFLOPs
+    speedup: Optional[float] = None                     # this row's clips/s / no-ATS clips/s
+    efficiency: Optional[float] = None                  # speedup / gflops_ratio
+    rounds_s: List[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing the budget
+
+
+def fixed_budget_widths(model: nn.Module, blocks: Sequence[int], ratio: float, min_tokens: int = 8) -> List[dict]:
+    """The ``ats_stats`` a ``topk`` model at ``ratio`` would record (one clip): kept per stage."""
+    positions = torch.tensor([model.patch_embed.num_patches])
+    stats = []
+    for block in sorted(blocks):
+        positions = token_budget(positions, ratio, None, min_tokens)
+        stats.append({"block": block, "kept": positions.clone()})
+    return stats
+
+
+def ratio_for_saving(model: nn.Module, saving: float, blocks: Optional[Sequence[int]] = None,
+                     min_tokens: int = 8) -> float:
+    """The fixed-budget ratio (0.01 steps) whose GFLOPs saving is closest to ``saving``.
+
+    Args:
+        model: the backbone (its ATS blocks are used unless ``blocks`` is given).
+        saving: wanted fraction of GFLOPs removed, e.g. 0.4.
+    """
+    blocks = tuple(blocks) if blocks is not None else model.ats_blocks() or _default_blocks(model)
+    full = model_gflops(model)
+    best, best_error = 1.0, float("inf")
+    for step in range(5, 101):
+        ratio = step / 100
+        stats = fixed_budget_widths(model, blocks, ratio, min_tokens)
+        cost = float(_gflops_with(model, stats, "topk"))
+        error = abs((1 - cost / full) - saving)
+        if error < best_error:
+            best, best_error = ratio, error
+    return best
+
+
+def _default_blocks(model: nn.Module) -> tuple:
+    from .models.timesformer import DEFAULT_ATS_BLOCKS as TIMESFORMER_BLOCKS
+    from .models.xvit import DEFAULT_ATS_BLOCKS as XVIT_BLOCKS
+
+    blocks = TIMESFORMER_BLOCKS if isinstance(model, TimeSformer) else XVIT_BLOCKS
+    return tuple(b for b in blocks if b < len(model.blocks))
+
+
+def _gflops_with(model: nn.Module, stats: List[dict], sampler: str) -> float:
+    """Closed-form GFLOPs of one clip with these kept counts, as a model with ``sampler`` runs."""
+    from .ats import ATSOptions
+
+    original = getattr(model, "ats", None)
+    model.ats = ATSOptions(blocks=tuple(s["block"] for s in stats), sampler=sampler)
+    try:
+        return float(gflops_from_stats(model, stats, 1)[0])
+    finally:
+        model.ats = original
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing and memory
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of one call: CUDA allocator peak, or the CPU resident-set high-water rise."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cpu_supported = device.type == "cpu" and _can_reset_hwm()
+        self.what = ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
+                     "VmHWM rise over VmRSS (reset via /proc/self/clear_refs)" if self.cpu_supported else
+                     "not measured")
+        self.peak_mb: Optional[float] = None
+
+    @contextlib.contextmanager
+    def measure(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            yield
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) - before
+        elif self.cpu_supported:
+            gc.collect()
+            _malloc_trim()
+            _reset_hwm()
+            before = _status_kb("VmRSS")
+            yield
+            peak = (_status_kb("VmHWM") - before) * 1024
+        else:
+            yield
+            return
+        peak_mb = peak / 2 ** 20
+        self.peak_mb = peak_mb if self.peak_mb is None else max(self.peak_mb, peak_mb)
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _reset_hwm() -> None:
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def _can_reset_hwm() -> bool:
+    try:
+        _status_kb("VmHWM")
+        _reset_hwm()
+        return True
+    except (OSError, KeyError):
+        return False
+
+
+def _malloc_trim() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.device, warmup: int, rounds: int,
+                   memory: Optional[Dict[str, PeakMemory]] = None) -> Dict[str, List[float]]:
+    """Wall time of each candidate, one call of each per round, after ``warmup`` rounds.
+
+    Returns:
+        name -> the seconds of each timed round.
+    """
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    _sync(device)
+    times: Dict[str, List[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, run in candidates.items():
+            meter = memory.get(name) if memory else None
+            with meter.measure() if meter is not None else contextlib.nullcontext():
+                _sync(device)
+                start = time.perf_counter()
+                run()
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def matmul_reference(model: nn.Module, tokens: int, device: torch.device, dtype: torch.dtype) -> tuple:
+    """The linear layers of one block as bare matmuls on ``tokens`` rows.
+
+    Returns:
+        (a callable running them once, the multiply-adds of one call).
+    """
+    layers = [m for m in model.blocks[0].modules() if isinstance(m, nn.Linear)]
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    inputs = {}
+    weights = []
+    for layer in layers:
+        if layer.in_features not in inputs:
+            inputs[layer.in_features] = torch.randn(tokens, layer.in_features, generator=generator).to(device, dtype)
+        weights.append(torch.randn(layer.out_features, layer.in_features, generator=generator).to(device, dtype) * 0.02)
+    macs = sum(tokens * w.shape[0] * w.shape[1] for w in weights)
+
+    def run():
+        with torch.inference_mode():
+            for w in weights:
+                F.linear(inputs[w.shape[1]], w)
+
+    return run, macs
+
+
+def tokens_per_forward(model: nn.Module, batch_size: int) -> int:
+    """Rows a full-width linear layer sees in one forward: B x T x (1 + P)."""
+    return batch_size * model.num_frames * (1 + model.patch_embed.num_patches)
+
+
+# ---------------------------------------------------------------------------------------------
+# mmaction2
+
+
+def mmaction_timesformer(model: nn.Module) -> tuple:
+    """mmaction2's TimeSformer (divided space-time) + TimeSformerHead of ``model``'s size.
+
+    Returns:
+        (module taking (B, 3, T, H, W) and returning logits, None), or (None, why not).
+    """
+    if not isinstance(model, TimeSformer):
+        return None, "mmaction2 has no XViT"
+    try:
+        from mmaction.models.backbones import TimeSformer as MMTimeSformer
+        from mmaction.models.heads import TimeSformerHead
+        from mmaction.utils import register_all_modules
+    except Exception as error:                                   # not installed, or broken
+        return None, f"mmaction2 not importable ({type(error).__name__}: {error})"
+    register_all_modules()
+    logging.getLogger("mmengine").setLevel(logging.WARNING)
+    first = model.blocks[0]
+    backbone = MMTimeSformer(num_frames=model.num_frames, img_size=model.img_size, patch_size=model.patch_size,
+                             embed_dims=model.embed_dim, num_heads=first.attn.num_heads,
+                             num_transformer_layers=model.depth, attention_type="divided_space_time")
+    backbone.init_weights()
+    head = TimeSformerHead(num_classes=model.num_classes, in_channels=model.embed_dim)
+    return nn.Sequential(backbone, head).eval(), None
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class BenchmarkSpec:
+    """What to time (tools/benchmark.py fills this from its arguments)."""
+
+    batch_sizes: Sequence[int] = (1, 8)
+    ratio: Optional[float] = None           # fixed-budget ratio; None with saving=None: the cfg's ATS
+    saving: Optional[float] = None          # pick the fixed-budget ratio for this GFLOPs saving
+    sampler: str = "topk"
+    warmup: int = 1
+    rounds: int = 3
+    device: str = "cpu"
+    dtypes: Sequence[str] = ("fp32",)
+    compile: bool = False
+    mmaction: bool = True
+    seed: int = 0
+
+
+def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = print) -> List[Row]:
+    """Time one model config without and with ATS at every batch size and dtype of ``spec``."""
+    device = torch.device(spec.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda given but CUDA is not available")
+    torch.manual_seed(spec.seed)
+    plain_cfg = cfg.clone()
+    plain_cfg.defrost()
+    plain_cfg.ATS.ENABLE = False
+    plain = build_model_from_cfg(plain_cfg).eval()
+    ats = _ats_for_benchmark(cfg, plain, spec)
+    with_ats = build_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, ats=ats,
+                           **_overrides(cfg)).eval()
+    with_ats.load_state_dict(plain.state_dict())
+    plain.to(device)
+    with_ats.to(device)
+    reference = None
+    if spec.mmaction:
+        reference, why_not = mmaction_timesformer(plain)
+        if reference is None:
+            log(f"[benchmark] {cfg.MODEL.NAME}: no mmaction2 comparison: {why_not}")
+        else:
+            reference.to(device)
+    name = cfg.MODEL.NAME
+    variant = f"ATS {ats['sampler']} ratio {ats['ratio']:g}" if "ratio" in ats else f"ATS {ats}"
+    rows: List[Row] = []
+    for dtype_name in spec.dtypes:
+        dtype = DTYPES[dtype_name]
+        for batch_size in spec.batch_sizes:
+            rows.extend(_benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device,
+                                         dtype_name, dtype, spec, log))
+    return rows
+
+
+def _overrides(cfg) -> dict:
+    from .config import model_overrides
+
+    return model_overrides(cfg)
+
+
+def _ats_for_benchmark(cfg, plain: nn.Module, spec: BenchmarkSpec) -> dict:
+    if spec.ratio is None and spec.saving is None:
+        options = ats_options(cfg)
+        if options is None:
+            raise ValueError(f"{cfg.MODEL.NAME}: give --ratio or --saving (fixed budget), or a config with "
+                             "ATS.ENABLE True")
+        return options
+    blocks = [int(b) for b in cfg.ATS.BLOCKS] or list(_default_blocks(plain))
+    ratio = spec.ratio if spec.ratio is not None else ratio_for_saving(plain, spec.saving, blocks,
+                                                                       int(cfg.ATS.MIN_TOKENS))
+    return dict(blocks=blocks, ratio=float(ratio), min_tokens=int(cfg.ATS.MIN_TOKENS), sampler=spec.sampler,
+                scope=cfg.ATS.SCOPE, score=cfg.ATS.SCORE)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device, dtype_name, dtype,
+                     spec: BenchmarkSpec, log) -> List[Row]:
+    generator = torch.Generator().manual_seed(spec.seed + batch_size)
+    video = torch.randn(batch_size, 3, plain.num_frames, plain.img_size, plain.img_size, generator=generator)
+    video = video.to(device)
+    runners = {"no ATS": plain, variant: with_ats}
+    if reference is not None:
+        runners["mmaction2"] = reference
+    if spec.compile:
+        # ATS changes the token count per batch: compile with dynamic shapes.
+        runners = {key: torch.compile(module, dynamic=key != "no ATS") for key, module in runners.items()}
+
+    def forward(module):
+        def run():
+            with torch.inference_mode(), _autocast(device, dtype):
+                return module(video)
+        return run
+
+    matmul, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
+                                           dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
+    candidates = {key: forward(module) for key, module in runners.items()}
+    candidates["matmul"] = matmul
+    memory = {key: PeakMemory(device) for key in runners}
+    log(f"[benchmark] {name} batch {batch_size} {dtype_name}{' compiled' if spec.compile else ''}: "
+        f"{spec.warmup} warm-up + {spec.rounds} rounds of {list(candidates)}")
+    times = time_in_rounds(candidates, device, spec.warmup, spec.rounds, memory)
+
+    with torch.inference_mode():
+        with_ats(video)
+    ats_gflops = gflops_from_stats(with_ats, with_ats.ats_stats, batch_size).double().mean().item()
+    kept = [stage["kept"].double().mean().item() for stage in with_ats.ats_stats]
+    full_gflops = model_gflops(plain)
+    matmul_rate = matmul_macs / statistics.median(times["matmul"]) / 1e9
+    base_clips = batch_size / statistics.median(times["no ATS"])
+
+    rows = []
+    for key in runners:
+        latency = statistics.median(times[key])
+        clips = batch_size / latency
+        gflops = ats_gflops if key == variant else full_gflops
+        row = Row(model=name, implementation="mmaction2" if key == "mmaction2" else "video_ats", variant=key,
+                  batch_size=batch_size, device=str(device), dtype=dtype_name, compiled=spec.compile,
+                  latency_s=latency, clips_per_s=clips, peak_memory_mb=memory[key].peak_mb,
+                  gflops_per_clip=gflops, achieved_gmacs_per_s=gflops * clips, matmul_gmacs_per_s=matmul_rate,
+                  matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]))
+        if key == variant:
+            row.ats = dict(ats)
+            row.kept_per_stage = kept
+        if key != "no ATS":
+            row.gflops_ratio = full_gflops / gflops
+            row.speedup = clips / base_clips
+            row.efficiency = row.speedup / row.gflops_ratio
+        rows.append(row)
+        log(f"[benchmark]   {key:>28}: {latency:8.3f} s  {clips:7.3f} clips/s  {gflops:8.1f} GFLOPs/clip"
+            + (f"  speedup {row.speedup:.3f}  efficiency {row.efficiency:.3f}" if row.speedup else ""))
+    return rows
+
+
+def environment(device: str) -> dict:
+    """The machine, for the JSON."""
+    info = {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "processor": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def write_json(path: str, rows: Sequence[Row], meta: dict) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump({"meta": meta, "rows": [asdict(row) for row in rows]}, handle, indent=1)
+    os.replace(temporary, path)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """The rows as the table of docs/benchmarks.md."""
+    lines = ["| model | variant | batch | GFLOPs/clip | clips/s | latency (s) | peak mem (MB) | GFLOPs ratio | "
+             "speedup | efficiency | % of matmul |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        optional = [f"{value:.2f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
+                                                                              row.efficiency)]
+        memory = f"{row.peak_memory_mb:.0f}" if row.peak_memory_mb is not None else "–"
+        lines.append(f"| {row.model} | {row.variant} | {row.batch_size} | {row.gflops_per_clip:.1f} | "
+                     f"{row.clips_per_s:.3f} | {row.latency_s:.2f} | {memory} | " + " | ".join(optional)
+                     + f" | {100 * row.matmul_fraction:.0f} |")
+    return "\n".join(lines)
