@@ -57,3 +57,31 @@ def data_broken_videos(tmp_path_factory, data_index_videos) -> dict:
         container.mux(stream.encode())
     return paths
 
+
+
+# Engine fixtures (prefix ``engine_``): a tiny synthetic dataset in Kinetics layout and the
+# config overrides that train and test a small model on it in seconds.
+
+ENGINE_CLASSES = 3
+
+
+@pytest.fixture(scope="session")
+def engine_dataset(tmp_path_factory):
+    """A synthetic dataset: 3 classes, 8 training and 2 validation clips per class, 86x64, 24 frames."""
+    from video_ats.data import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("engine_dataset")
+    make_synthetic_dataset(root, num_classes=ENGINE_CLASSES, videos_per_class={"train": 8, "val": 2},
+                           num_frames=24, height=64, width=86, fps=12, clutter_levels=(0, 2), seed=1)
+    return root
+
+
+@pytest.fixture()
+def engine_overrides(engine_dataset, tmp_path):
+    """KEY VALUE overrides of configs/synthetic/timesformer_tiny.yaml for a run of seconds."""
+    return [
+        "OUTPUT_DIR", str(tmp_path / "run"), "DATA.PATH_TO_DATA_DIR", str(engine_dataset),
+        "MODEL.NUM_CLASSES", str(ENGINE_CLASSES), "MODEL.EMBED_DIM", "32", "MODEL.NUM_HEADS", "2",
+        "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5", "TRAIN.BATCH_SIZE", "4",
+        "TEST.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "DATA.SAMPLING_RATE", "4",
+    ]

@@ -1,0 +1,126 @@
+"""From a config to datasets and loaders (the only place that maps DATA.* onto the data module)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from yacs.config import CfgNode
+
+from .distributed import DistContext
+
+ENSEMBLE_METHODS = {"prob": "mean_softmax", "logit_sum": "sum_logits"}
+
+
+def data_path(cfg: CfgNode, path: str) -> str:
+    """A path relative to DATA.PATH_TO_DATA_DIR (absolute paths are kept)."""
+    return path if os.path.isabs(path) or not cfg.DATA.PATH_TO_DATA_DIR else os.path.join(cfg.DATA.PATH_TO_DATA_DIR, path)
+
+
+def num_frames(cfg: CfgNode, model=None) -> int:
+    if cfg.DATA.NUM_FRAMES is not None:
+        return int(cfg.DATA.NUM_FRAMES)
+    if model is not None:
+        return int(model.num_frames)
+    from ..models import PRESETS
+
+    return int(cfg.MODEL.NUM_FRAMES or PRESETS[cfg.MODEL.NAME][1]["num_frames"])
+
+
+def build_dataset(cfg: CfgNode, mode: str):
+    """KineticsDataset for ``mode`` (train | val | test) from the DATA and TEST sections."""
+    from ..data import KineticsDataset, load_class_list
+
+    annotation = {"train": cfg.DATA.TRAIN_ANNOTATION, "val": cfg.DATA.VAL_ANNOTATION,
+                  "test": cfg.DATA.TEST_ANNOTATION}[mode]
+    annotation = data_path(cfg, annotation)
+    if not os.path.isfile(annotation):
+        raise ValueError(f"annotation file {annotation} (DATA.{mode.upper()}_ANNOTATION) does not exist")
+    video_root = data_path(cfg, cfg.DATA.VIDEO_ROOT) if cfg.DATA.VIDEO_ROOT else (cfg.DATA.PATH_TO_DATA_DIR or ".")
+    class_list = load_class_list(data_path(cfg, cfg.DATA.CLASS_LIST)) if cfg.DATA.CLASS_LIST else None
+    crop = cfg.DATA.TRAIN_CROP_SIZE if mode == "train" else cfg.DATA.TEST_CROP_SIZE
+    return KineticsDataset(
+        annotation, video_root, mode, num_frames=num_frames(cfg), sampling_rate=cfg.DATA.SAMPLING_RATE,
+        target_fps=cfg.DATA.TARGET_FPS, crop_size=crop, train_jitter_scales=tuple(cfg.DATA.TRAIN_JITTER_SCALES),
+        random_flip=cfg.DATA.RANDOM_FLIP, test_num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+        test_num_crops=cfg.TEST.NUM_SPATIAL_CROPS, clip_position=cfg.TEST.CLIP_POSITION,
+        mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), decoder=cfg.DATA.DECODER, class_list=class_list,
+        annotation_format=cfg.DATA.ANNOTATION_FORMAT, max_retries=cfg.DATA.MAX_RETRIES, seed=cfg.SEED)
+
+
+def require_readable_video(dataset, max_probes: int = 32) -> None:
+    """Stop before any work when none of the first videos of a dataset can be decoded.
+
+    Probes videos in annotation order until one decodes; raises ValueError listing the files
+    and reasons when ``max_probes`` (or all) fail.
+    """
+    from ..data.check import check_video
+
+    failures = []
+    for record in dataset.records[:max_probes]:
+        reason = check_video(record.path, dataset.decoder_name)
+        if reason is None:
+            return
+        failures.append(f"{record.path}: {reason}")
+    shown = "\n  ".join(failures[:10])
+    raise ValueError(f"no readable video among the first {len(failures)} of {dataset.annotation_file} "
+                     f"(decoder {dataset.decoder_name}):\n  {shown}")
+
+
+class EpochSampler(Sampler):
+    """A rank's share of one epoch, in an order fixed by (seed, epoch), resumable mid-epoch.
+
+    Training: a seeded permutation, cut to a whole number of global batches, each rank taking
+    every world_size-th batch of it. Evaluation: contiguous shards without padding, so every
+    item is seen exactly once over all ranks.
+    """
+
+    def __init__(self, num_items: int, context: DistContext, batch_size: int, shuffle: bool, seed: int = 0,
+                 batches_multiple: int = 1):
+        self.num_items, self.context, self.batch_size = num_items, context, batch_size
+        self.shuffle, self.seed, self.batches_multiple = shuffle, seed, batches_multiple
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def batches_per_epoch(self) -> int:
+        """Batches this rank yields in a full epoch (training: equal on every rank)."""
+        if not self.shuffle:
+            return -(-len(self._indices()) // self.batch_size)
+        per_rank = self.num_items // (self.batch_size * self.context.world_size)
+        return per_rank - per_rank % self.batches_multiple
+
+    def _indices(self) -> list:
+        world, rank = self.context.world_size, self.context.rank
+        if not self.shuffle:
+            start, stop = rank * self.num_items // world, (rank + 1) * self.num_items // world
+            return list(range(start, stop))
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.num_items, generator=generator).tolist()
+        batches = self.batches_per_epoch()
+        indices = []
+        for batch in range(batches):
+            first = (batch * world + rank) * self.batch_size
+            indices.extend(order[first:first + self.batch_size])
+        return indices
+
+    def __iter__(self):
+        return iter(self._indices()[self.start_batch * self.batch_size:])
+
+    def __len__(self) -> int:
+        return max(0, len(self._indices()) - self.start_batch * self.batch_size)
+
+
+def build_loader(cfg: CfgNode, dataset, sampler: EpochSampler, batch_size: int,
+                 num_workers: Optional[int] = None) -> DataLoader:
+    """A DataLoader whose randomness never touches the global torch RNG."""
+    from ..data import collate_views
+
+    workers = cfg.DATA_LOADER.NUM_WORKERS if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate_views, pin_memory=cfg.DATA_LOADER.PIN_MEMORY,
+                      generator=torch.Generator().manual_seed(cfg.SEED), drop_last=False,
+                      persistent_workers=False)

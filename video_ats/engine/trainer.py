@@ -1,0 +1,231 @@
+"""The training loop: SGD fine-tuning on one CPU or many GPUs, resumable at any checkpoint.
+
+Read top to bottom: checks that stop a bad run before any work, the model (and its pretrained
+weights), the data, the optimizer and schedule, resume, then epochs of accumulated steps with
+checkpoints and validation. Distributed runs are launched with torchrun (gloo on CPU, NCCL on
+GPU); mixed precision is used on CUDA only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+from yacs.config import CfgNode
+
+from ..config import build_model_from_cfg, save_config
+from .builders import ENSEMBLE_METHODS, EpochSampler, build_dataset, build_loader, require_readable_video
+from .checkpointing import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
+from .evaluator import evaluate
+from .optim import build_optimizer, build_scheduler
+
+
+class JsonlLog:
+    """One JSON object per line, appended (rank 0 only), each with a wall-clock time."""
+
+    def __init__(self, path: str, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def write(self, **record) -> None:
+        if self.enabled:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps({"time": time.time(), **record}) + "\n")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_output_dir(path: str) -> None:
+    """Stop before any work when the output directory cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(f"output directory {path} (OUTPUT_DIR) cannot be written: {error}") from None
+
+
+def load_pretrained(model: torch.nn.Module, cfg: CfgNode) -> Optional[object]:
+    """MODEL.PRETRAINED into ``model`` (any format `video_ats.load_checkpoint` reads)."""
+    if not cfg.MODEL.PRETRAINED:
+        return None
+    from ..checkpoint import load_checkpoint
+
+    if not os.path.isfile(cfg.MODEL.PRETRAINED) and not os.path.isdir(cfg.MODEL.PRETRAINED):
+        raise ValueError(f"pretrained checkpoint {cfg.MODEL.PRETRAINED} (MODEL.PRETRAINED) does not exist")
+    return load_checkpoint(model, cfg.MODEL.PRETRAINED, source=cfg.MODEL.PRETRAINED_SOURCE,
+                           drop_head=cfg.MODEL.PRETRAINED_DROP_HEAD)
+
+
+def autocast_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
+    """bf16 / fp16 autocast on CUDA; None (fp32) on CPU or when MIXED_PRECISION is none."""
+    if device.type != "cuda" or cfg.TRAIN.MIXED_PRECISION == "none":
+        return None
+    return torch.bfloat16 if cfg.TRAIN.MIXED_PRECISION == "bf16" else torch.float16
+
+
+def accumulation_steps(cfg: CfgNode, world_size: int) -> int:
+    """Micro-batches per optimizer step, to reach TRAIN.GLOBAL_BATCH_SIZE on fewer devices."""
+    per_step = cfg.TRAIN.BATCH_SIZE * world_size
+    if cfg.TRAIN.GLOBAL_BATCH_SIZE <= 0:
+        return 1
+    if cfg.TRAIN.GLOBAL_BATCH_SIZE % per_step:
+        raise ValueError(f"TRAIN.GLOBAL_BATCH_SIZE {cfg.TRAIN.GLOBAL_BATCH_SIZE} is not a multiple of "
+                         f"TRAIN.BATCH_SIZE x processes = {per_step}")
+    return cfg.TRAIN.GLOBAL_BATCH_SIZE // per_step
+
+
+def train(cfg: CfgNode, progress: bool = True) -> dict:
+    """Train as ``cfg`` says; returns a summary (last validation metrics, steps, replaced clips)."""
+    context = init_distributed(cfg.DEVICE)
+    try:
+        return _train(cfg, context, progress)
+    finally:
+        shutdown(context)
+
+
+def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
+    # --- Everything that can be wrong is found before any work. -------------------------------
+    check_output_dir(cfg.OUTPUT_DIR)
+    seed_everything(cfg.SEED)
+    model = build_model_from_cfg(cfg)
+    pretrained = load_pretrained(model, cfg)
+    train_set = build_dataset(cfg, "train")
+    require_readable_video(train_set)
+    val_set = build_dataset(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
+    if len(train_set.classes) > cfg.MODEL.NUM_CLASSES:
+        raise ValueError(f"the training annotations have {len(train_set.classes)} classes but "
+                         f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}")
+    accumulate = accumulation_steps(cfg, context.world_size)
+    sampler = EpochSampler(len(train_set), context, cfg.TRAIN.BATCH_SIZE, shuffle=True, seed=cfg.SEED,
+                           batches_multiple=accumulate)
+    batches_per_epoch = sampler.batches_per_epoch()
+    if batches_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training clips do not fill one optimizer step of "
+                         f"{cfg.TRAIN.BATCH_SIZE} x {context.world_size} processes x {accumulate} accumulation")
+    steps_per_epoch = batches_per_epoch // accumulate
+    if context.is_main:
+        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+    log = JsonlLog(os.path.join(cfg.OUTPUT_DIR, "log.jsonl"), context.is_main)
+
+    # --- Model, optimizer, schedule, precision. ------------------------------------------------
+    device = context.device
+    model.to(device)
+    optimizer = build_optimizer(model, cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY,
+                                cfg.SOLVER.NESTEROV, cfg.SOLVER.ZERO_WD_NORM_BIAS_EMBED)
+    total_steps = cfg.SOLVER.MAX_EPOCH * steps_per_epoch
+    scheduler = build_scheduler(optimizer, total_steps, round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch),
+                                cfg.SOLVER.WARMUP_START_LR / cfg.SOLVER.BASE_LR if cfg.SOLVER.BASE_LR else 0.0,
+                                cfg.SOLVER.COSINE_END_LR_RATIO)
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
+
+    # --- Resume from the newest checkpoint of this output directory. --------------------------
+    start_epoch, start_batch, step = 0, 0, 0
+    resume_from = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    if resume_from:
+        position = load_training_checkpoint(resume_from, model, optimizer=optimizer, scheduler=scheduler,
+                                            scaler=scaler)
+        start_epoch, start_batch, step = position["epoch"], position["batches_done"], position["step"]
+        log.write(event="resume", checkpoint=resume_from, epoch=start_epoch, batches_done=start_batch, step=step)
+    elif pretrained is not None:
+        log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(pretrained))
+    network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if context.distributed else model
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
+
+    summary = {"steps": step, "replaced_clips": 0, "val": None}
+    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        sampler.set_epoch(epoch, start_batch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        loader = build_loader(cfg, train_set, sampler, cfg.TRAIN.BATCH_SIZE)
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCH}", initial=start_batch,
+                   total=batches_per_epoch, disable=not (progress and context.is_main), leave=False)
+        step_loss, replaced = 0.0, 0
+        for batch_index, batch in enumerate(bar, start=start_batch):
+            video = batch["video"].to(device, non_blocking=True)
+            label = batch["label"].to(device, non_blocking=True)
+            replaced += int((batch["replaced_from"] >= 0).sum())
+            last_micro = (batch_index + 1) % accumulate == 0
+            sync = nullcontext() if last_micro or not context.distributed else network.no_sync()
+            with sync:
+                with autocast():
+                    loss = criterion(network(video), label) / accumulate
+                (scaler.scale(loss) if scaler else loss).backward()
+            step_loss += loss.item()
+            if not last_micro:
+                continue
+            if scaler:
+                scaler.unscale_(optimizer)
+            if cfg.SOLVER.CLIP_GRAD_NORM > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.SOLVER.CLIP_GRAD_NORM)
+            lr = optimizer.param_groups[0]["lr"]
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            if not math.isfinite(step_loss):
+                raise FloatingPointError(f"the training loss became {step_loss} at step {step} (epoch {epoch + 1})")
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.3g}")
+            if step % max(1, cfg.TRAIN.LOG_PERIOD) == 0 or batch_index + 1 == batches_per_epoch:
+                log.write(event="train", epoch=epoch, batch=batch_index + 1, step=step, loss=step_loss, lr=lr)
+            step_loss = 0.0
+            if (cfg.TRAIN.CHECKPOINT_ITERS > 0 and step % cfg.TRAIN.CHECKPOINT_ITERS == 0
+                    and batch_index + 1 < batches_per_epoch):
+                _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batch_index + 1, step, log)
+        bar.close()
+        start_batch = 0
+        replaced = int(all_reduce_sum(context, torch.tensor(replaced)))
+        summary["replaced_clips"] += replaced
+        log.write(event="epoch", epoch=epoch, step=step, replaced_clips=replaced)
+        _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch + 1, 0, step, log)
+        if val_set is not None and (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
+            summary["val"] = _validate(cfg, context, model, val_set, amp_dtype, progress)
+            if context.is_main:
+                log.write(event="val", epoch=epoch, step=step,
+                          **{k: v for k, v in summary["val"].items() if k != "per_video"})
+    summary["steps"] = step
+    if summary["val"] is not None:
+        summary["val"] = {k: v for k, v in summary["val"].items() if k != "per_video"}
+    return summary
+
+
+def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batches_done, step, log) -> None:
+    if context.is_main:
+        path = save_training_checkpoint(cfg.OUTPUT_DIR, model, cfg, optimizer=optimizer, scheduler=scheduler,
+                                        scaler=scaler, epoch=epoch, batches_done=batches_done, step=step,
+                                        keep_recent=cfg.TRAIN.KEEP_CHECKPOINTS)
+        log.write(event="checkpoint", path=path, epoch=epoch, batches_done=batches_done, step=step)
+    barrier(context)
+
+
+def _validate(cfg, context, model, val_set, amp_dtype, progress) -> Optional[dict]:
+    sampler = EpochSampler(len(val_set), context, cfg.TEST.BATCH_SIZE, shuffle=False)
+    loader = build_loader(cfg, val_set, sampler, cfg.TEST.BATCH_SIZE)
+    result = evaluate(model, loader, context, ensemble_method=ENSEMBLE_METHODS[cfg.TEST.ENSEMBLE_METHOD],
+                      views_per_video=val_set.num_views, labels=val_set.labels, progress=progress,
+                      autocast_dtype=amp_dtype, description="val")
+    model.train()
+    return result
