@@ -31,7 +31,7 @@ def num_frames(cfg: CfgNode, model=None) -> int:
 
 def build_dataset(cfg: CfgNode, mode: str):
     """KineticsDataset for ``mode`` (train | val | test) from the DATA and TEST sections."""
-    from ..data import KineticsDataset, load_class_list
+    from ..data import KineticsDataset
 
     annotation = {"train": cfg.DATA.TRAIN_ANNOTATION, "val": cfg.DATA.VAL_ANNOTATION,
                   "test": cfg.DATA.TEST_ANNOTATION}[mode]
@@ -39,7 +39,7 @@ def build_dataset(cfg: CfgNode, mode: str):
     if not os.path.isfile(annotation):
         raise ValueError(f"annotation file {annotation} (DATA.{mode.upper()}_ANNOTATION) does not exist")
     video_root = data_path(cfg, cfg.DATA.VIDEO_ROOT) if cfg.DATA.VIDEO_ROOT else (cfg.DATA.PATH_TO_DATA_DIR or ".")
-    class_list = load_class_list(data_path(cfg, cfg.DATA.CLASS_LIST)) if cfg.DATA.CLASS_LIST else None
+    class_list = class_names(cfg)
     crop = cfg.DATA.TRAIN_CROP_SIZE if mode == "train" else cfg.DATA.TEST_CROP_SIZE
     return KineticsDataset(
         annotation, video_root, mode, num_frames=num_frames(cfg), sampling_rate=cfg.DATA.SAMPLING_RATE,
@@ -48,6 +48,24 @@ def build_dataset(cfg: CfgNode, mode: str):
         test_num_crops=cfg.TEST.NUM_SPATIAL_CROPS, clip_position=cfg.TEST.CLIP_POSITION,
         mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), decoder=cfg.DATA.DECODER, class_list=class_list,
         annotation_format=cfg.DATA.ANNOTATION_FORMAT, max_retries=cfg.DATA.MAX_RETRIES, seed=cfg.SEED)
+
+
+def class_names(cfg: CfgNode):
+    """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (shipped in data/), a file relative to
+    DATA.PATH_TO_DATA_DIR (or absolute), or empty for the sorted names of the annotations."""
+    from ..data import load_class_list
+    from ..data.annotations import SHIPPED_CLASS_LISTS
+
+    name = cfg.DATA.CLASS_LIST
+    if not name:
+        return None
+    if name in SHIPPED_CLASS_LISTS:
+        return load_class_list(name)
+    path = data_path(cfg, name)
+    if not os.path.isfile(path):
+        raise ValueError(f"class list {path} (DATA.CLASS_LIST) does not exist; use a file or one of "
+                         f"{sorted(SHIPPED_CLASS_LISTS)}")
+    return load_class_list(path)
 
 
 def require_readable_video(dataset, max_probes: int = 32) -> None:
