@@ -106,6 +106,8 @@ _C.DATA_LOADER.PIN_MEMORY = False
 
 # ---------------------------------------------------------------------------------------------
 _C.SOLVER = CfgNode()
+# sgd (the papers' fine-tuning recipes) | adamw (training a small model from scratch)
+_C.SOLVER.OPTIMIZER = "sgd"
 _C.SOLVER.BASE_LR = 0.005
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = True
@@ -217,6 +219,7 @@ def _check(cfg: CfgNode, source: str) -> None:
         "DATA.ANNOTATION_FORMAT": ("auto", "kinetics_csv", "path_label", "csv"),
         "TEST.CLIP_POSITION": ("start", "middle"), "TEST.ENSEMBLE_METHOD": ("prob", "logit_sum"),
         "TRAIN.MIXED_PRECISION": ("bf16", "fp16", "none"), "DEVICE": ("auto", "cpu", "cuda"),
+        "SOLVER.OPTIMIZER": ("sgd", "adamw"),
     }
     for key, valid in choices.items():
         node, leaf = cfg, key.split(".")

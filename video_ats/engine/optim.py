@@ -27,9 +27,14 @@ def param_groups(model: nn.Module, weight_decay: float, exempt_norm_bias_embed: 
 
 
 def build_optimizer(model: nn.Module, base_lr: float, momentum: float, weight_decay: float, nesterov: bool,
-                    exempt_norm_bias_embed: bool = True) -> torch.optim.SGD:
-    return torch.optim.SGD(param_groups(model, weight_decay, exempt_norm_bias_embed), lr=base_lr,
-                           momentum=momentum, nesterov=nesterov and momentum > 0)
+                    exempt_norm_bias_embed: bool = True, name: str = "sgd") -> torch.optim.Optimizer:
+    """SGD with momentum (the papers' recipes), or AdamW (betas from ``momentum``: (momentum, 0.999))."""
+    groups = param_groups(model, weight_decay, exempt_norm_bias_embed)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=base_lr, betas=(momentum, 0.999))
+    if name != "sgd":
+        raise ValueError(f"unknown optimizer {name!r}; valid optimizers are ['sgd', 'adamw']")
+    return torch.optim.SGD(groups, lr=base_lr, momentum=momentum, nesterov=nesterov and momentum > 0)
 
 
 def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, warmup_start_factor: float,

@@ -127,7 +127,7 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     device = context.device
     model.to(device)
     optimizer = build_optimizer(model, cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY,
-                                cfg.SOLVER.NESTEROV, cfg.SOLVER.ZERO_WD_NORM_BIAS_EMBED)
+                                cfg.SOLVER.NESTEROV, cfg.SOLVER.ZERO_WD_NORM_BIAS_EMBED, cfg.SOLVER.OPTIMIZER)
     total_steps = cfg.SOLVER.MAX_EPOCH * steps_per_epoch
     scheduler = build_scheduler(optimizer, total_steps, round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch),
                                 cfg.SOLVER.WARMUP_START_LR / cfg.SOLVER.BASE_LR if cfg.SOLVER.BASE_LR else 0.0,
