@@ -7,6 +7,7 @@ that lists what is valid.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
@@ -80,6 +81,24 @@ class ATSOptions:
             raise ValueError(f"ATS num_tokens must be a positive integer, got {self.num_tokens!r}")
         if int(self.min_tokens) < 1:
             raise ValueError(f"ATS min_tokens must be a positive integer, got {self.min_tokens!r}")
+
+    def replace(self, **changes: Any) -> "ATSOptions":
+        """A validated copy with some options changed, e.g. ``options.replace(ratio=0.6)``.
+
+        Assigning the copy to ``model.ats`` is how a built model changes its budget: the
+        models read ``model.ats`` at every forward and derive nothing from it in advance.
+        Raises ValueError as `from_dict` does, except that new blocks are not checked against
+        the model's depth (the options do not know it).
+        """
+        valid_keys = [f.name for f in fields(self)]
+        unknown = sorted(set(changes) - set(valid_keys))
+        if unknown:
+            raise ValueError(f"unknown ATS option(s) {unknown}; valid options are {valid_keys}")
+        if "blocks" in changes:
+            changes["blocks"] = tuple(sorted(int(b) for b in changes["blocks"]))
+        options = dataclasses.replace(self, **changes)
+        options._check()
+        return options
 
     def to_dict(self) -> dict:
         out = asdict(self)
