@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, Subset
 from yacs.config import CfgNode
 
 from .distributed import DistContext
@@ -132,9 +133,29 @@ class EpochSampler(Sampler):
         return max(0, len(self._indices()) - self.start_batch * self.batch_size)
 
 
-def build_loader(cfg: CfgNode, dataset, sampler: EpochSampler, batch_size: int,
+def video_subset(dataset, max_videos: Optional[int], seed: int = 0) -> Subset:
+    """Every view of at most ``max_videos`` videos of a dataset, drawn at random without
+    replacement (seeded) and kept in annotation order.
+
+    Not the first N: annotation files are often sorted by class (the Kinetics CSVs are). Not
+    every k-th either: a regular stride can alias with a pattern in the file (the synthetic
+    dataset cycles its clutter levels within each class). None (or at least as many videos
+    as there are) keeps every video.
+    """
+    total = dataset.num_videos
+    if max_videos is not None and max_videos < 1:
+        raise ValueError(f"need at least one video, got max_videos={max_videos}")
+    if max_videos is None or max_videos >= total:
+        chosen = range(total)
+    else:
+        chosen = sorted(np.random.default_rng(seed).choice(total, size=int(max_videos), replace=False).tolist())
+    views = dataset.num_views
+    return Subset(dataset, [video * views + view for video in chosen for view in range(views)])
+
+
+def build_loader(cfg: CfgNode, dataset, sampler: Optional[Sampler], batch_size: int,
                  num_workers: Optional[int] = None) -> DataLoader:
-    """A DataLoader whose randomness never touches the global torch RNG."""
+    """A DataLoader whose randomness never touches the global torch RNG (sampler None: in order)."""
     from ..data import collate_views
 
     workers = cfg.DATA_LOADER.NUM_WORKERS if num_workers is None else num_workers

@@ -79,7 +79,10 @@ def run_views(model: torch.nn.Module, loader, context: DistContext, progress: bo
     return {"rows": rows, "blocks": blocks, "forward_seconds": forward_seconds}
 
 
-def _concatenate(parts: List[Dict[str, object]]) -> Dict[str, np.ndarray]:
+def concatenate_views(parts: List[Dict[str, object]]) -> Dict[str, np.ndarray]:
+    """One array per field over the `run_views` results of several ranks (in the order given):
+    video_index, view_index, ok, gflops (V,), logits (V, classes), kept and positions
+    (stages, V; NaN for views that did not run), blocks (list)."""
     rows = [part["rows"] for part in parts]
     num_classes = max((a.shape[1] for r in rows for a in r["logits"]), default=0)
     blocks = next((part["blocks"] for part in parts if part["blocks"]), [])
@@ -124,7 +127,7 @@ def evaluate(model: torch.nn.Module, loader, context: DistContext, *, ensemble_m
     gathered = all_gather_objects(context, local)
     if not context.is_main:
         return None
-    views = _concatenate(gathered)
+    views = concatenate_views(gathered)
     order = np.lexsort((views["view_index"], views["video_index"]))
     for key in ("video_index", "view_index", "ok", "gflops", "logits"):
         views[key] = views[key][order]

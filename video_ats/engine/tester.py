@@ -31,6 +31,23 @@ def checkpoint_to_test(cfg: CfgNode) -> str:
                      f"and no MODEL.PRETRAINED")
 
 
+def model_to_test(cfg: CfgNode, random_weights: bool = False):
+    """The model ``cfg`` describes with the weights `checkpoint_to_test` finds.
+
+    Returns (model, checkpoint path, LoadReport); with ``random_weights`` no checkpoint is
+    looked for or loaded (the weights come from the seeded initialisation) and the last two
+    are None. Raises ValueError when there is no checkpoint or it does not load.
+    """
+    from ..checkpoint import load_checkpoint
+
+    seed_everything(cfg.SEED)
+    model = build_model_from_cfg(cfg)
+    if random_weights:
+        return model, None, None
+    checkpoint = checkpoint_to_test(cfg)
+    return model, checkpoint, load_checkpoint(model, checkpoint, source="auto")
+
+
 def test(cfg: CfgNode, progress: bool = True) -> dict:
     """Test as ``cfg`` says; returns the results (on rank 0; other ranks get an empty dict)."""
     context = init_distributed(cfg.DEVICE)
@@ -41,13 +58,8 @@ def test(cfg: CfgNode, progress: bool = True) -> dict:
 
 
 def _test(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
-    from ..checkpoint import load_checkpoint
-
     check_output_dir(cfg.OUTPUT_DIR)
-    seed_everything(cfg.SEED)
-    model = build_model_from_cfg(cfg)
-    checkpoint = checkpoint_to_test(cfg)
-    report = load_checkpoint(model, checkpoint, source="auto")
+    model, checkpoint, report = model_to_test(cfg)
     dataset = build_dataset(cfg, "test")
     require_readable_video(dataset)
     model.to(context.device)
