@@ -85,3 +85,59 @@ def engine_overrides(engine_dataset, tmp_path):
         "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5", "TRAIN.BATCH_SIZE", "4",
         "TEST.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "DATA.SAMPLING_RATE", "4",
     ]
+
+
+# Visualizer and calibration fixtures (prefix ``viz_``): a handful of synthetic clips and a
+# tiny TimeSformer whose sharpened random weights make the kept counts depend on the content.
+
+VIZ_CLASSES = 3
+VIZ_MODEL = dict(embed_dim=32, num_heads=2)
+
+
+@pytest.fixture(scope="module")
+def viz_one_thread():
+    """torch on one thread for a module of tiny forwards: on 2 shared cores a second thread
+    only waits for the first (a 6-clip forward of the tiny model: 20 ms vs > 1 s under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def viz_dataset(tmp_path_factory):
+    """A synthetic dataset of 3 classes x 2 validation clips (clutter levels 0 and 3), 86x64, 24 frames."""
+    from video_ats.data import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("viz_dataset")
+    make_synthetic_dataset(root, num_classes=VIZ_CLASSES, videos_per_class={"val": 2}, num_frames=24, height=64,
+                           width=86, fps=12, clutter_levels=(0, 3), seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def viz_checkpoint(tmp_path_factory):
+    """A sharpened tiny TimeSformer (tests/model_helpers.py) saved in this toolkit's format."""
+    from model_helpers import tiny_model
+
+    from video_ats.checkpoint import save_model_checkpoint
+
+    path = tmp_path_factory.mktemp("viz_checkpoint") / "sharpened_tiny.pt"
+    model = tiny_model("timesformer_tiny", num_classes=VIZ_CLASSES, **VIZ_MODEL)
+    save_model_checkpoint(path, model, model_name="timesformer_tiny", model_kwargs=VIZ_MODEL)
+    return path
+
+
+@pytest.fixture()
+def viz_overrides(viz_dataset, viz_checkpoint, tmp_path):
+    """KEY VALUE overrides of configs/synthetic/timesformer_tiny.yaml: the tiny model with ATS
+    (ratio 0.7) on viz_dataset, one center view per video, the sharpened checkpoint."""
+    return [
+        "OUTPUT_DIR", str(tmp_path / "run"), "DATA.PATH_TO_DATA_DIR", str(viz_dataset),
+        "MODEL.NUM_CLASSES", str(VIZ_CLASSES), "MODEL.EMBED_DIM", str(VIZ_MODEL["embed_dim"]),
+        "MODEL.NUM_HEADS", str(VIZ_MODEL["num_heads"]), "ATS.ENABLE", "True", "ATS.RATIO", "0.7",
+        "DATA.SAMPLING_RATE", "4", "TEST.NUM_SPATIAL_CROPS", "1", "TEST.BATCH_SIZE", "6",
+        "DATA_LOADER.NUM_WORKERS", "0", "TEST.CHECKPOINT_FILE", str(viz_checkpoint),
+    ]

@@ -1,23 +1,15 @@
 """Command-line tools: check_data, make_synthetic, benchmark_data."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tool_helpers import load_tool
 
 from video_ats.data.annotations import read_annotations
 from video_ats.data.check import check_videos
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 BROKEN = ["truncated", "random_bytes", "zero_length", "missing", "no_video_stream", "truncated_faststart"]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture()
