@@ -414,10 +414,13 @@ def kept_histograms(kept: KeptTokens, bin_width: Optional[int] = None) -> List[d
     for stage, block in enumerate(kept.blocks):
         values = kept.positions[:, stage]
         counts, _ = np.histogram(values, bins=edges)
-        out.append({"block": block, "edges": edges.tolist(), "counts": counts.tolist(),
-                    "mean": float(values.mean()), "std": float(values.std()), "min": int(values.min()),
-                    "median": float(np.median(values)), "max": int(values.max())})
+        out.append({"block": block, "edges": edges.tolist(), "counts": counts.tolist(), **_summary(values)})
     return out
+
+
+def _summary(values: np.ndarray) -> dict:
+    return {"mean": float(values.mean()), "std": float(values.std()), "min": int(values.min()),
+            "median": float(np.median(values)), "max": int(values.max())}
 
 
 def _pyplot():
@@ -432,17 +435,31 @@ def _pyplot():
     return plt
 
 
+def _stage_panels(count: int):
+    """(pyplot, figure, a row of ``count`` axes sharing y) for one panel per ATS stage."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, count, figsize=(3.2 * count, 2.8), sharey=True, squeeze=False)
+    return plt, figure, axes[0]
+
+
+def _save(plt, figure, path, title: str) -> None:
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    _parent(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def plot_kept_histograms(kept: KeptTokens, path: Union[str, os.PathLike], bin_width: Optional[int] = None,
                          title: str = "") -> List[dict]:
     """One histogram panel per ATS stage (the poster's figure): x the positions kept, y the views.
 
     Returns `kept_histograms` (the numbers drawn).
     """
-    plt = _pyplot()
     histograms = kept_histograms(kept, bin_width)
-    figure, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 2.8), sharey=True,
-                                squeeze=False)
-    for axis, histogram in zip(axes[0], histograms):
+    plt, figure, axes = _stage_panels(len(histograms))
+    for axis, histogram in zip(axes, histograms):
         edges = np.array(histogram["edges"])
         axis.bar(edges[:-1], histogram["counts"], width=np.diff(edges), align="edge", color="#4c72b0",
                  edgecolor="white", linewidth=0.5)
@@ -451,13 +468,8 @@ def plot_kept_histograms(kept: KeptTokens, path: Union[str, os.PathLike], bin_wi
         axis.set_xlim(0, kept.num_positions + 1)
         axis.set_xlabel(f"positions kept (of {kept.num_positions})", fontsize=8)
         axis.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("views", fontsize=8)
-    if title:
-        figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    _parent(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    axes[0].set_ylabel("views", fontsize=8)
+    _save(plt, figure, path, title)
     return histograms
 
 
@@ -495,9 +507,7 @@ def kept_by_clutter(kept: KeptTokens, clutter: np.ndarray) -> List[dict]:
         rows = []
         for level in levels:
             values = kept.positions[clutter == level, stage]
-            rows.append({"level": level, "views": int(len(values)), "mean": float(values.mean()),
-                         "std": float(values.std()), "median": float(np.median(values)),
-                         "min": int(values.min()), "max": int(values.max())})
+            rows.append({"level": level, "views": int(len(values)), **_summary(values)})
         out.append({"block": block, "levels": rows})
     return out
 
@@ -509,10 +519,9 @@ def plot_kept_vs_clutter(kept: KeptTokens, clutter: np.ndarray, path: Union[str,
     summary = kept_by_clutter(kept, clutter)
     if not summary or not summary[0]["levels"]:
         raise ValueError("no view has a known clutter level")
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, len(summary), figsize=(3.2 * len(summary), 2.8), sharey=True, squeeze=False)
+    plt, figure, axes = _stage_panels(len(summary))
     clutter = np.asarray(clutter)
-    for stage, (axis, stage_summary) in enumerate(zip(axes[0], summary)):
+    for stage, (axis, stage_summary) in enumerate(zip(axes, summary)):
         levels = [row["level"] for row in stage_summary["levels"]]
         data = [kept.positions[clutter == level, stage] for level in levels]
         axis.boxplot(data, positions=levels, widths=0.5, showfliers=True)
@@ -522,12 +531,7 @@ def plot_kept_vs_clutter(kept: KeptTokens, clutter: np.ndarray, path: Union[str,
         axis.set_xlabel("clutter level", fontsize=8)
         axis.set_xticks(levels)
         axis.tick_params(labelsize=7)
-    axes[0][0].set_ylabel(f"positions kept (of {kept.num_positions})", fontsize=8)
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    if title:
-        figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    _parent(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    axes[0].set_ylabel(f"positions kept (of {kept.num_positions})", fontsize=8)
+    axes[0].legend(fontsize=7, loc="lower right")
+    _save(plt, figure, path, title)
     return summary
