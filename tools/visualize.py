@@ -15,6 +15,8 @@ checkpoint in OUTPUT_DIR, else MODEL.PRETRAINED (as tools/test.py); --random-wei
 import os
 import sys
 
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from video_ats import visualize as viz  # noqa: E402
@@ -61,8 +63,6 @@ def main(argv=None) -> int:
 
 
 def visualize_video(args, cfg, model, device, out: str) -> int:
-    import torch
-
     frames, video = viz.test_view_of_video(args.video, cfg, model.num_frames, args.clip)
     with torch.no_grad():
         model(video[None].to(device))
@@ -77,7 +77,6 @@ def visualize_video(args, cfg, model, device, out: str) -> int:
             written.append(viz.save_mp4(images, stem + ".mp4", args.fps))
     summary = {"video": os.path.abspath(args.video), "clip": args.clip,
                **viz.clip_summary(stages, model.patch_embed.num_patches)}
-    os.makedirs(out, exist_ok=True)
     write_json(stem + ".json", summary)
     written.append(stem + ".json")
     for stage in stages:
