@@ -52,7 +52,7 @@ def check_output_dir(path: str) -> None:
     """Stop before any work when the output directory cannot be written."""
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
+        probe = os.path.join(path, f".write_test.{os.getpid()}")   # one per process: ranks probe at once
         with open(probe, "w") as handle:
             handle.write("ok")
         os.remove(probe)
