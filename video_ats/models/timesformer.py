@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
-from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates
+from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, linear
 from .token_selection import (TokenState, gather_queries, gather_slots, next_state, select_positions,
                               stage_stats)
 
@@ -63,9 +63,12 @@ class DividedSpaceTimeBlock(nn.Module):
             frame_valid = valid.reshape(batch * slots, frames)
             frame_valid = frame_valid | ~frame_valid.any(dim=-1, keepdim=True)   # no fully masked rows
             temporal_mask = frame_valid[:, None, None, :]
-        residual = self.temporal_attn(self.temporal_norm1(x.reshape(batch * slots, frames, dim)), temporal_mask)
-        residual = self.temporal_fc(self.drop_path(residual)).reshape(batch, slots, frames, dim)
-        x = x + residual
+        by_position = x.reshape(batch * slots, frames, dim)
+        residual = self.temporal_attn(self.temporal_norm1(by_position), temporal_mask)
+        if self.drop_path.active:
+            x = x + self.temporal_fc(self.drop_path(residual)).reshape(batch, slots, frames, dim)
+        else:
+            x = linear(residual, self.temporal_fc, residual=by_position).reshape(batch, slots, frames, dim)
         if valid is not None:
             x = x * valid
 
@@ -93,7 +96,10 @@ class DividedSpaceTimeBlock(nn.Module):
 
         # MLP over CLS and every patch token.
         tokens = torch.cat([cls, x.reshape(batch, kept_slots * frames, dim)], dim=1)
-        tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
+        if self.drop_path.active:
+            tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
+        else:
+            tokens = self.mlp(self.norm2(tokens), residual=tokens)
         cls, x = tokens[:, :1], tokens[:, 1:].reshape(batch, kept_slots, frames, dim)
         if valid is not None:
             x = x * valid

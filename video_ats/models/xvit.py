@@ -94,10 +94,14 @@ class SpaceTimeMixingBlock(nn.Module):
             new_state = next_state(state, selection)
             stats = stage_stats(block_index, state, selection, new_state.positions)
             state = new_state
-        residual = self.attn.attend(q, k, v, key_mask)                          # (B, T, 1+P', d)
-        length = residual.shape[2]
-        x = x + self.drop_path(residual.reshape(batch * frames, length, dim)).reshape(batch, frames, length, dim)
-        x = x + self.drop_path(self.mlp(self.norm2(x)).reshape(batch * frames, length, dim)).reshape(x.shape)
+        if self.drop_path.active:
+            residual = self.attn.attend(q, k, v, key_mask)                      # (B, T, 1+P', d)
+            length = residual.shape[2]
+            x = x + self.drop_path(residual.reshape(batch * frames, length, dim)).reshape(batch, frames, length, dim)
+            x = x + self.drop_path(self.mlp(self.norm2(x)).reshape(batch * frames, length, dim)).reshape(x.shape)
+        else:
+            x = self.attn.attend(q, k, v, key_mask, residual=x)                 # (B, T, 1+P', d)
+            x = self.mlp(self.norm2(x), residual=x)
         valid = state.key_mask()
         if valid is not None:
             x = x * valid[:, :, 0, 0, :, None].to(x.dtype)
