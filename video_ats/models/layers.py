@@ -118,7 +118,11 @@ class Attention(nn.Module):
 
     def qkv_heads(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """(..., N, d) -> q, k, v each (..., h, N, d_h)."""
-        qkv = linear(x, self.qkv).unflatten(-1, (3, self.num_heads, self.head_dim))
+        return self.split_heads(linear(x, self.qkv))
+
+    def split_heads(self, qkv: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The qkv projection (..., N, 3d) -> q, k, v each (..., h, N, d_h), views of it."""
+        qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim))
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)
         return q, k, v
 
