@@ -126,3 +126,30 @@ def test_every_preset_builds(name):
     with torch.device("meta"):
         model = build_model(name, num_classes=400, ats={})
     assert model.ats_blocks()
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("name", BACKBONES)
+def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkeypatch):
+    import video_ats.models.timesformer as timesformer_module
+    import video_ats.models.token_selection as token_selection
+    import video_ats.models.xvit as xvit_module
+
+    model = tiny_model(name, ats=dict(sampler="its", ratio=0.6, scope=scope))
+    clips = varied_clips()
+    monkeypatch.setattr(token_selection, "PACK_MIN_PADDING", 1.0)          # never pack
+    with torch.no_grad():
+        padded = model(clips)
+    calls = []
+    module = timesformer_module if name.startswith("timesformer") else xvit_module
+
+    def counting_unpack(*args, **kwargs):
+        calls.append(1)
+        return token_selection.unpack(*args, **kwargs)
+
+    monkeypatch.setattr(module, "unpack", counting_unpack)
+    monkeypatch.setattr(token_selection, "PACK_MIN_PADDING", 0.0)          # pack whenever a clip is padded
+    with torch.no_grad():
+        packed = model(clips)
+    assert calls, "the batch has padding, so the packed path should have run"
+    assert torch.allclose(packed, padded, atol=1e-5, rtol=0)

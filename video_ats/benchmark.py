@@ -44,6 +44,7 @@ from .ats import token_budget
 from .config import ats_options, build_model_from_cfg
 from .flops import gflops_from_stats, model_gflops
 from .models import build_model
+from .models.layers import _ONEDNN_LINEAR
 from .models.timesformer import TimeSformer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -65,7 +66,7 @@ class Row:
     peak_memory_mb: Optional[float]
     gflops_per_clip: float          # closed form, mean over the batch
     achieved_gmacs_per_s: float     # gflops_per_clip x clips_per_s
-    matmul_gmacs_per_s: float       # the matmul reference of the same size, same rounds
+    matmul_gmacs_per_s: float       # the matmul reference of the same size, same rounds (best library)
     matmul_fraction: float          # achieved / matmul reference
     ats: Optional[dict] = None
     kept_per_stage: Optional[List[float]] = None       # mean positions kept per ATS stage
@@ -73,6 +74,7 @@ class Row:
     speedup: Optional[float] = None                     # this row's clips/s / no-ATS clips/s
     efficiency: Optional[float] = None                  # speedup / gflops_ratio
     rounds_s: List[float] = field(default_factory=list)
+    matmul_gmacs_by_library: Dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,31 +205,36 @@ def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.de
                    memory: Optional[Dict[str, PeakMemory]] = None) -> Dict[str, List[float]]:
     """Wall time of each candidate, one call of each per round, after ``warmup`` rounds.
 
+    The first warm-up round also measures peak memory (the CPU meter hands freed heap back to
+    the system first, which the timed rounds must not pay for); it always runs.
+
     Returns:
         name -> the seconds of each timed round.
     """
-    for _ in range(warmup):
-        for run in candidates.values():
-            run()
+    for round_index in range(max(1, warmup)):
+        for name, run in candidates.items():
+            meter = memory.get(name) if memory and round_index == 0 else None
+            with meter.measure() if meter is not None else contextlib.nullcontext():
+                run()
     _sync(device)
     times: Dict[str, List[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, run in candidates.items():
-            meter = memory.get(name) if memory else None
-            with meter.measure() if meter is not None else contextlib.nullcontext():
-                _sync(device)
-                start = time.perf_counter()
-                run()
-                _sync(device)
-                times[name].append(time.perf_counter() - start)
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
 def matmul_reference(model: nn.Module, tokens: int, device: torch.device, dtype: torch.dtype) -> tuple:
-    """The linear layers of one block as bare matmuls on ``tokens`` rows.
+    """The linear layers of one block as bare matmuls (no bias) on ``tokens`` rows.
 
     Returns:
-        (a callable running them once, the multiply-adds of one call).
+        ({library: a callable running them once}, the multiply-adds of one call). On CPU fp32
+        both GEMM libraries torch ships are timed: ``default`` (F.linear, MKL on x86) and
+        ``onednn`` (what the model's fast path calls); the faster one is the reference.
     """
     layers = [m for m in model.blocks[0].modules() if isinstance(m, nn.Linear)]
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -239,12 +246,19 @@ def matmul_reference(model: nn.Module, tokens: int, device: torch.device, dtype:
         weights.append(torch.randn(layer.out_features, layer.in_features, generator=generator).to(device, dtype) * 0.02)
     macs = sum(tokens * w.shape[0] * w.shape[1] for w in weights)
 
-    def run():
+    def default():
         with torch.inference_mode():
             for w in weights:
                 F.linear(inputs[w.shape[1]], w)
 
-    return run, macs
+    runs = {"default": default}
+    if device.type == "cpu" and dtype == torch.float32 and _ONEDNN_LINEAR:
+        def onednn():
+            with torch.inference_mode():
+                for w in weights:
+                    torch.ops.mkldnn._linear_pointwise(inputs[w.shape[1]], w, None, "none", [], "")
+        runs["onednn"] = onednn
+    return runs, macs
 
 
 def tokens_per_forward(model: nn.Module, batch_size: int) -> int:
@@ -380,10 +394,10 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
                 return module(video)
         return run
 
-    matmul, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
-                                           dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
+    matmuls, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
+                                            dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
     candidates = {key: forward(module) for key, module in runners.items()}
-    candidates["matmul"] = matmul
+    candidates.update({f"matmul {library}": run for library, run in matmuls.items()})
     memory = {key: PeakMemory(device) for key in runners}
     log(f"[benchmark] {name} batch {batch_size} {dtype_name}{' compiled' if spec.compile else ''}: "
         f"{spec.warmup} warm-up + {spec.rounds} rounds of {list(candidates)}")
@@ -394,7 +408,11 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
     ats_gflops = gflops_from_stats(with_ats, with_ats.ats_stats, batch_size).double().mean().item()
     kept = [stage["kept"].double().mean().item() for stage in with_ats.ats_stats]
     full_gflops = model_gflops(plain)
-    matmul_rate = matmul_macs / statistics.median(times["matmul"]) / 1e9
+    matmul_rates = {library: matmul_macs / statistics.median(times[f"matmul {library}"]) / 1e9
+                    for library in matmuls}
+    matmul_rate = max(matmul_rates.values())
+    log("[benchmark]   matmul reference (GMAC/s): "
+        + ", ".join(f"{library} {rate:.1f}" for library, rate in matmul_rates.items()))
     base_clips = batch_size / statistics.median(times["no ATS"])
 
     rows = []
@@ -406,7 +424,8 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
                   batch_size=batch_size, device=str(device), dtype=dtype_name, compiled=spec.compile,
                   latency_s=latency, clips_per_s=clips, peak_memory_mb=memory[key].peak_mb,
                   gflops_per_clip=gflops, achieved_gmacs_per_s=gflops * clips, matmul_gmacs_per_s=matmul_rate,
-                  matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]))
+                  matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]),
+                  matmul_gmacs_by_library=dict(matmul_rates))
         if key == variant:
             row.ats = dict(ats)
             row.kept_per_stage = kept

@@ -138,6 +138,10 @@ class Attention(nn.Module):
         Returns:
             (..., Nq, d).
         """
+        return self.project(self.attend_heads(q, k, v, attn_mask), residual)
+
+    def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        """softmax(q k^T * scale) v with the heads merged, before the projection: (..., Nq, d)."""
         lead = q.shape[:-3]
         q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
         if attn_mask is not None:
@@ -145,11 +149,14 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                              dropout_p=self.attn_drop if self.training else 0.0)
         out = out.transpose(-3, -2).flatten(-2)
-        out = out.reshape(*lead, *out.shape[-2:])
+        return out.reshape(*lead, *out.shape[-2:])
+
+    def project(self, heads: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """The output projection (and dropout) of merged heads (..., N, d), plus ``residual``."""
         if self.proj_drop.p and self.training:
-            out = self.proj_drop(self.proj(out))
+            out = self.proj_drop(self.proj(heads))
             return out if residual is None else residual + out
-        return linear(out, self.proj, residual=residual)
+        return linear(heads, self.proj, residual=residual)
 
     def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
         """(..., N, d) -> (..., N, d)."""

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
 from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, linear
-from .token_selection import (TokenState, gather_queries, gather_slots, next_state, select_positions,
-                              stage_stats, with_cls)
+from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
+                              stage_stats, token_rows, unpack, with_cls)
 
 DEFAULT_ATS_BLOCKS = tuple(range(3, 12))
 
@@ -99,7 +99,11 @@ class SpaceTimeMixingBlock(nn.Module):
             x (B, T, 1+P', d), the new state, and this stage's stats (or None).
         """
         batch, frames, length, dim = x.shape
-        qkv = linear(self.norm1(x), self.attn.qkv)                              # (B, T, 1+P, 3d)
+        if self._packs(state):           # the linear layers see only the rows that hold tokens
+            rows = token_rows(state.packed_slots, batch, frames, length - 1)
+            qkv = unpack(linear(self.norm1(pack(x, rows, 3)), self.attn.qkv), rows, x.shape[:3])
+        else:
+            qkv = linear(self.norm1(x), self.attn.qkv)                          # (B, T, 1+P, 3d)
         key_mask = state.key_mask()
         if state.per_frame and key_mask is not None:
             # A position dropped in a frame gives its neighbours zeros, as a clip edge does.
@@ -118,6 +122,13 @@ class SpaceTimeMixingBlock(nn.Module):
             length = residual.shape[2]
             x = x + self.drop_path(residual.reshape(batch * frames, length, dim)).reshape(batch, frames, length, dim)
             x = x + self.drop_path(self.mlp(self.norm2(x)).reshape(batch * frames, length, dim)).reshape(x.shape)
+        elif self._packs(state):
+            rows = token_rows(state.packed_slots, batch, frames, x.shape[2] - 1)
+            heads = pack(self.attn.attend_heads(q, k, v, key_mask), rows, 3)  # (R, d)
+            tokens = self.attn.project(heads, residual=pack(x, rows, 3))
+            x = unpack(self.mlp(self.norm2(tokens), residual=tokens), rows, x.shape[:3])
+            if not state.per_frame:
+                return x, state, stats          # unpack left the padding at zero
         else:
             x = self.attn.attend(q, k, v, key_mask, residual=x)                 # (B, T, 1+P', d)
             x = self.mlp(self.norm2(x), residual=x)
@@ -125,6 +136,10 @@ class SpaceTimeMixingBlock(nn.Module):
         if valid is not None:
             x = x * valid[:, :, 0, 0, :, None].to(x.dtype)
         return x, state, stats
+
+    def _packs(self, state: TokenState) -> bool:
+        # Drop path drops whole clips; it needs the clip layout.
+        return state.packed_slots is not None and not self.drop_path.active
 
 
 class TemporalHeadBlock(nn.Module):
