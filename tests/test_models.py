@@ -153,3 +153,17 @@ def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkey
         packed = model(clips)
     assert calls, "the batch has padding, so the packed path should have run"
     assert torch.allclose(packed, padded, atol=1e-5, rtol=0)
+
+
+def test_the_fast_cpu_linear_follows_weight_updates():
+    from video_ats.models.layers import linear
+
+    layer = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        before = linear(x, layer)                      # may cache a prepacked copy of the weight
+        assert torch.allclose(before, torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-6)
+        layer.weight.mul_(2)                           # an in-place update, as an optimizer step makes
+        assert torch.allclose(linear(x, layer), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-6)
+        layer.load_state_dict({"weight": torch.ones(4, 8), "bias": torch.zeros(4)})
+        assert torch.allclose(linear(x, layer), x.sum(dim=1, keepdim=True).expand(3, 4), atol=1e-5)

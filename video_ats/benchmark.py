@@ -73,6 +73,7 @@ class Row:
     gflops_ratio: Optional[float] = None                # no-ATS GFLOPs / this row's GFLOPs
     speedup: Optional[float] = None                     # this row's clips/s / no-ATS clips/s
     efficiency: Optional[float] = None                  # speedup / gflops_ratio
+    vs_mmaction: Optional[float] = None                 # no-ATS row: clips/s / mmaction2's clips/s
     rounds_s: List[float] = field(default_factory=list)
     matmul_gmacs_by_library: Dict[str, float] = field(default_factory=dict)
 
@@ -205,17 +206,16 @@ def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.de
                    memory: Optional[Dict[str, PeakMemory]] = None) -> Dict[str, List[float]]:
     """Wall time of each candidate, one call of each per round, after ``warmup`` rounds.
 
-    The first warm-up round also measures peak memory (the CPU meter hands freed heap back to
-    the system first, which the timed rounds must not pay for); it always runs.
+    Peak memory is measured in one more, untimed round after the timed ones: the CPU meter
+    hands freed heap back to the system first, which a timed call must not pay for, and by
+    then one-time work (e.g. prepacking weights) is done.
 
     Returns:
         name -> the seconds of each timed round.
     """
-    for round_index in range(max(1, warmup)):
-        for name, run in candidates.items():
-            meter = memory.get(name) if memory and round_index == 0 else None
-            with meter.measure() if meter is not None else contextlib.nullcontext():
-                run()
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
     _sync(device)
     times: Dict[str, List[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
@@ -225,6 +225,9 @@ def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.de
             run()
             _sync(device)
             times[name].append(time.perf_counter() - start)
+    for name, meter in (memory or {}).items():
+        with meter.measure():
+            candidates[name]()
     return times
 
 
@@ -429,13 +432,17 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
         if key == variant:
             row.ats = dict(ats)
             row.kept_per_stage = kept
-        if key != "no ATS":
+        if key == variant:
             row.gflops_ratio = full_gflops / gflops
             row.speedup = clips / base_clips
             row.efficiency = row.speedup / row.gflops_ratio
+        elif key == "mmaction2":
+            rows[0].vs_mmaction = base_clips / clips
         rows.append(row)
-        log(f"[benchmark]   {key:>28}: {latency:8.3f} s  {clips:7.3f} clips/s  {gflops:8.1f} GFLOPs/clip"
-            + (f"  speedup {row.speedup:.3f}  efficiency {row.efficiency:.3f}" if row.speedup else ""))
+        log(f"[benchmark]   {key:>28}: {latency:8.3f} s  {clips:7.3f} clips/s  {gflops:8.1f} GFLOPs/clip  "
+            f"{100 * row.matmul_fraction:.0f}% of matmul"
+            + (f"  speedup {row.speedup:.3f}  efficiency {row.efficiency:.3f}" if row.speedup else "")
+            + (f"  (no ATS is x{rows[0].vs_mmaction:.3f} mmaction2)" if key == "mmaction2" else ""))
     return rows
 
 
@@ -470,13 +477,14 @@ def write_json(path: str, rows: Sequence[Row], meta: dict) -> None:
 def markdown_table(rows: Sequence[Row]) -> str:
     """The rows as the table of docs/benchmarks.md."""
     lines = ["| model | variant | batch | GFLOPs/clip | clips/s | latency (s) | peak mem (MB) | GFLOPs ratio | "
-             "speedup | efficiency | % of matmul |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "speedup | efficiency | % of matmul | vs mmaction2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        optional = [f"{value:.2f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
+        optional = [f"{value:.3f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
                                                                               row.efficiency)]
         memory = f"{row.peak_memory_mb:.0f}" if row.peak_memory_mb is not None else "–"
+        versus = f"{row.vs_mmaction:.3f}" if row.vs_mmaction is not None else "–"
         lines.append(f"| {row.model} | {row.variant} | {row.batch_size} | {row.gflops_per_clip:.1f} | "
-                     f"{row.clips_per_s:.3f} | {row.latency_s:.2f} | {memory} | " + " | ".join(optional)
-                     + f" | {100 * row.matmul_fraction:.0f} |")
+                     f"{row.clips_per_s:.3f} | {row.latency_s:.3f} | {memory} | " + " | ".join(optional)
+                     + f" | {100 * row.matmul_fraction:.0f} | {versus} |")
     return "\n".join(lines)

