@@ -33,6 +33,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -70,6 +71,7 @@ class Row:
     matmul_fraction: float          # achieved / matmul reference
     ats: Optional[dict] = None
     kept_per_stage: Optional[List[float]] = None       # mean positions kept per ATS stage
+    clip_gflops: Optional[List[float]] = None          # ATS rows: GFLOPs of each clip of the batch
     gflops_ratio: Optional[float] = None                # no-ATS GFLOPs / this row's GFLOPs
     speedup: Optional[float] = None                     # this row's clips/s / no-ATS clips/s
     efficiency: Optional[float] = None                  # speedup / gflops_ratio
@@ -282,9 +284,11 @@ def mmaction_timesformer(model: nn.Module) -> tuple:
     if not isinstance(model, TimeSformer):
         return None, "mmaction2 has no XViT"
     try:
-        from mmaction.models.backbones import TimeSformer as MMTimeSformer
-        from mmaction.models.heads import TimeSformerHead
-        from mmaction.utils import register_all_modules
+        with warnings.catch_warnings():          # mmcv-lite warns that it lacks its CUDA ops
+            warnings.simplefilter("ignore")
+            from mmaction.models.backbones import TimeSformer as MMTimeSformer
+            from mmaction.models.heads import TimeSformerHead
+            from mmaction.utils import register_all_modules
     except Exception as error:                                   # not installed, or broken
         return None, f"mmaction2 not importable ({type(error).__name__}: {error})"
     register_all_modules()
@@ -317,6 +321,12 @@ class BenchmarkSpec:
     compile: bool = False
     mmaction: bool = True
     seed: int = 0
+    # Make the kept counts differ within a batch, as trained models on real clips do: scale
+    # the q and k projections (random weights attend almost uniformly, so every clip keeps the
+    # same count) and feed synthetic clips of very different content. ATS is then timed twice,
+    # with the row-wise layers on the padded batch and on the packed valid rows.
+    adaptive: bool = False
+    sharpen: float = 4.0
 
 
 def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = print) -> List[Row]:
@@ -329,6 +339,8 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
     plain_cfg.defrost()
     plain_cfg.ATS.ENABLE = False
     plain = build_model_from_cfg(plain_cfg).eval()
+    if spec.adaptive:
+        sharpen_attention(plain, spec.sharpen)
     ats = _ats_for_benchmark(cfg, plain, spec)
     with_ats = build_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, ats=ats,
                            **_overrides(cfg)).eval()
@@ -336,7 +348,7 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
     plain.to(device)
     with_ats.to(device)
     reference = None
-    if spec.mmaction:
+    if spec.mmaction and not spec.adaptive:
         reference, why_not = mmaction_timesformer(plain)
         if reference is None:
             log(f"[benchmark] {cfg.MODEL.NAME}: no mmaction2 comparison: {why_not}")
@@ -379,27 +391,75 @@ def _autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def sharpen_attention(model: nn.Module, factor: float) -> None:
+    """Scale the q and k projections of every block by ``factor`` (attention logits by factor^2)."""
+    with torch.no_grad():
+        for block in model.blocks:
+            dim = block.attn.qkv.in_features
+            block.attn.qkv.weight[: 2 * dim] *= factor
+            if block.attn.qkv.bias is not None:
+                block.attn.qkv.bias[: 2 * dim] *= factor
+
+
+def varied_clips(batch_size: int, frames: int, size: int, seed: int = 0) -> Tensor:
+    """(B, 3, T, H, W) synthetic clips of very different content, cycling through noise, a bright
+    square on black, a diagonal ramp and horizontal stripes (every other one mirrored)."""
+    generator = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    clips = []
+    for index in range(batch_size):
+        kind = index % 4
+        if kind == 0:
+            clip = torch.randn(3, frames, size, size, generator=generator)
+        elif kind == 1:
+            clip = torch.zeros(3, frames, size, size)
+            clip[..., size // 3: size // 3 + size // 4, size // 3: size // 3 + size // 4] = 3.0
+        elif kind == 2:
+            clip = (yy + xx).expand(3, frames, size, size).clone()
+        else:
+            clip = torch.zeros(3, frames, size, size)
+            clip[..., ::8, :] = 2.0
+            clip = clip + 0.1 * torch.randn(clip.shape, generator=generator)
+        clips.append(clip.flip(-1) if (index // 4) % 2 else clip)
+    return torch.stack(clips)
+
+
 def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device, dtype_name, dtype,
                      spec: BenchmarkSpec, log) -> List[Row]:
+    from .models import token_selection
+
     generator = torch.Generator().manual_seed(spec.seed + batch_size)
-    video = torch.randn(batch_size, 3, plain.num_frames, plain.img_size, plain.img_size, generator=generator)
+    if spec.adaptive:
+        video = varied_clips(batch_size, plain.num_frames, plain.img_size, spec.seed)
+    else:
+        video = torch.randn(batch_size, 3, plain.num_frames, plain.img_size, plain.img_size, generator=generator)
     video = video.to(device)
-    runners = {"no ATS": plain, variant: with_ats}
+    runners = {"no ATS": plain}
+    # variant name -> the padding share from which the row-wise layers run packed (None: default)
+    packing = {f"{variant}, padded": 1.0, f"{variant}, packed": token_selection.PACK_MIN_PADDING} \
+        if spec.adaptive else {variant: None}
+    runners.update({key: with_ats for key in packing})
     if reference is not None:
         runners["mmaction2"] = reference
     if spec.compile:
         # ATS changes the token count per batch: compile with dynamic shapes.
         runners = {key: torch.compile(module, dynamic=key != "no ATS") for key, module in runners.items()}
 
-    def forward(module):
+    def forward(module, pack_min_padding=None):
         def run():
-            with torch.inference_mode(), _autocast(device, dtype):
-                return module(video)
+            default = token_selection.PACK_MIN_PADDING
+            if pack_min_padding is not None:
+                token_selection.PACK_MIN_PADDING = pack_min_padding
+            try:
+                with torch.inference_mode(), _autocast(device, dtype):
+                    return module(video)
+            finally:
+                token_selection.PACK_MIN_PADDING = default
         return run
 
     matmuls, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
                                             dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
-    candidates = {key: forward(module) for key, module in runners.items()}
+    candidates = {key: forward(module, packing.get(key)) for key, module in runners.items()}
     candidates.update({f"matmul {library}": run for library, run in matmuls.items()})
     memory = {key: PeakMemory(device) for key in runners}
     log(f"[benchmark] {name} batch {batch_size} {dtype_name}{' compiled' if spec.compile else ''}: "
@@ -408,7 +468,8 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
 
     with torch.inference_mode():
         with_ats(video)
-    ats_gflops = gflops_from_stats(with_ats, with_ats.ats_stats, batch_size).double().mean().item()
+    per_clip = gflops_from_stats(with_ats, with_ats.ats_stats, batch_size).double().cpu()
+    ats_gflops = per_clip.mean().item()
     kept = [stage["kept"].double().mean().item() for stage in with_ats.ats_stats]
     full_gflops = model_gflops(plain)
     matmul_rates = {library: matmul_macs / statistics.median(times[f"matmul {library}"]) / 1e9
@@ -422,17 +483,18 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
     for key in runners:
         latency = statistics.median(times[key])
         clips = batch_size / latency
-        gflops = ats_gflops if key == variant else full_gflops
+        gflops = ats_gflops if key in packing else full_gflops
         row = Row(model=name, implementation="mmaction2" if key == "mmaction2" else "video_ats", variant=key,
                   batch_size=batch_size, device=str(device), dtype=dtype_name, compiled=spec.compile,
                   latency_s=latency, clips_per_s=clips, peak_memory_mb=memory[key].peak_mb,
                   gflops_per_clip=gflops, achieved_gmacs_per_s=gflops * clips, matmul_gmacs_per_s=matmul_rate,
                   matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]),
                   matmul_gmacs_by_library=dict(matmul_rates))
-        if key == variant:
+        if key in packing:
             row.ats = dict(ats)
             row.kept_per_stage = kept
-        if key == variant:
+            row.clip_gflops = per_clip.tolist()
+        if key in packing:
             row.gflops_ratio = full_gflops / gflops
             row.speedup = clips / base_clips
             row.efficiency = row.speedup / row.gflops_ratio
