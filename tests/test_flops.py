@@ -9,6 +9,16 @@ from video_ats.flops import clip_gflops, fvcore_gflops, gflops_from_stats, model
 from video_ats.models.layers import Attention
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a shared 2-core machine the
+    # threads' spin-waits multiplied this file's time by four.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name,shape,published", [
     # Per view (one clip x one crop), one multiply-add = one FLOP: the papers' 1x3-view totals
     # (0.59 / 5.11 / 7.14 TFLOPs; 425 / 850 GFLOPs) over 3, as measured on the official code
