@@ -9,6 +9,16 @@ from video_ats.flops import clip_gflops, fvcore_gflops, gflops_from_stats, model
 from video_ats.models.layers import Attention
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a shared 2-core machine the
+    # threads' spin-waits multiplied this file's time by four.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name,shape,published", [
     # Per view (one clip x one crop), one multiply-add = one FLOP: the papers' 1x3-view totals
     # (0.59 / 5.11 / 7.14 TFLOPs; 425 / 850 GFLOPs) over 3, as measured on the official code
@@ -178,3 +188,12 @@ def test_mmaction_timesformer_of_the_same_size_runs_when_installed():
     assert why_not is None
     with torch.no_grad():
         assert reference(torch.randn(2, 3, 8, 64, 64)).shape == (2, 5)
+
+
+def test_the_adaptive_benchmark_times_ats_padded_and_packed():
+    spec = BenchmarkSpec(batch_sizes=(4,), ratio=0.6, sampler="its", warmup=0, rounds=1, adaptive=True, sharpen=10.0)
+    rows = benchmark_config(tiny_cfg(), spec, log=lambda message: None)
+    assert [row.variant for row in rows] == ["no ATS", "ATS its ratio 0.6, padded", "ATS its ratio 0.6, packed"]
+    padded, packed = rows[1:]
+    assert padded.clip_gflops == packed.clip_gflops and len(set(padded.clip_gflops)) > 1   # counts differ
+    assert padded.efficiency is not None and packed.efficiency is not None

@@ -126,3 +126,44 @@ def test_every_preset_builds(name):
     with torch.device("meta"):
         model = build_model(name, num_classes=400, ats={})
     assert model.ats_blocks()
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("name", BACKBONES)
+def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkeypatch):
+    import video_ats.models.timesformer as timesformer_module
+    import video_ats.models.token_selection as token_selection
+    import video_ats.models.xvit as xvit_module
+
+    model = tiny_model(name, ats=dict(sampler="its", ratio=0.6, scope=scope))
+    clips = varied_clips()
+    monkeypatch.setattr(token_selection, "PACK_MIN_PADDING", 1.0)          # never pack
+    with torch.no_grad():
+        padded = model(clips)
+    calls = []
+    module = timesformer_module if name.startswith("timesformer") else xvit_module
+
+    def counting_unpack(*args, **kwargs):
+        calls.append(1)
+        return token_selection.unpack(*args, **kwargs)
+
+    monkeypatch.setattr(module, "unpack", counting_unpack)
+    monkeypatch.setattr(token_selection, "PACK_MIN_PADDING", 0.0)          # pack whenever a clip is padded
+    with torch.no_grad():
+        packed = model(clips)
+    assert calls, "the batch has padding, so the packed path should have run"
+    assert torch.allclose(packed, padded, atol=1e-5, rtol=0)
+
+
+def test_the_fast_cpu_linear_follows_weight_updates():
+    from video_ats.models.layers import linear
+
+    layer = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        before = linear(x, layer)                      # may cache a prepacked copy of the weight
+        assert torch.allclose(before, torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-6)
+        layer.weight.mul_(2)                           # an in-place update, as an optimizer step makes
+        assert torch.allclose(linear(x, layer), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-6)
+        layer.load_state_dict({"weight": torch.ones(4, 8), "bias": torch.zeros(4)})
+        assert torch.allclose(linear(x, layer), x.sum(dim=1, keepdim=True).expand(3, 4), atol=1e-5)

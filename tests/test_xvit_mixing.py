@@ -55,3 +55,15 @@ def test_sixteen_frames_in_segments_of_eight_are_two_independent_groups():
     moved = (before - after).abs().amax(dim=-1)[0]        # (T,)
     assert (moved[:8] > 0).all(), "mixing spreads the change through the first group"
     assert (moved[8:] == 0).all(), "the second group never sees the first"
+
+
+def test_the_in_place_shift_of_the_qkv_projection_equals_the_shift_of_k_and_v():
+    from video_ats.models.xvit import shift_keys_values_
+
+    heads, head_dim, frames, segments, fold = 4, 6, 16, 8, 3
+    qkv = torch.randn(2, frames, 5, 3 * heads * head_dim)
+    q, k, v = (t.unflatten(-1, (heads, head_dim)).transpose(2, 3) for t in qkv.chunk(3, dim=-1))
+    expected_k, expected_v = (temporal_shift(t, segments, fold) for t in (k, v))
+    shifted = shift_keys_values_(qkv.clone(), segments, fold)
+    q2, k2, v2 = (t.unflatten(-1, (heads, head_dim)).transpose(2, 3) for t in shifted.chunk(3, dim=-1))
+    assert torch.equal(q2, q) and torch.equal(k2, expected_k) and torch.equal(v2, expected_v)

@@ -6,6 +6,7 @@
     python tools/benchmark.py --cfg ... --ratio 0.72                    # fixed budget: topk at 0.72
     python tools/benchmark.py --cfg ... ATS.ENABLE True ATS.RATIO 0.8   # the config's own ATS
     python tools/benchmark.py --cfg ... --device cuda --dtypes fp32 bf16 fp16 --compile
+    python tools/benchmark.py --cfg ... --adaptive --sampler its --ratio 1.0 --batch-sizes 8   # padding
 
 Random weights; every candidate is timed in turns (one forward each per round) after warm-up,
 and the medians are reported. See docs/benchmarks.md for what each column means.
@@ -39,6 +40,10 @@ def main(argv=None):
                         help="default: fp32 on CPU; fp32 bf16 fp16 on CUDA")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
     parser.add_argument("--no-mmaction", action="store_true", help="skip mmaction2's TimeSformer")
+    parser.add_argument("--adaptive", action="store_true",
+                        help="make kept counts differ (sharpened attention, varied synthetic clips) and time ATS "
+                             "with the padded and with the packed row-wise layers")
+    parser.add_argument("--sharpen", type=float, default=4.0, help="q/k scale for --adaptive")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("overrides", nargs="*", help="KEY VALUE overrides applied to every config")
@@ -50,7 +55,8 @@ def main(argv=None):
     dtypes = args.dtypes or (["fp32", "bf16", "fp16"] if args.device.startswith("cuda") else ["fp32"])
     spec = BenchmarkSpec(batch_sizes=args.batch_sizes, ratio=args.ratio, saving=args.saving, sampler=args.sampler,
                          warmup=args.warmup, rounds=args.rounds, device=args.device, dtypes=dtypes,
-                         compile=args.compile, mmaction=not args.no_mmaction)
+                         compile=args.compile, mmaction=not args.no_mmaction, adaptive=args.adaptive,
+                         sharpen=args.sharpen)
     start = time.time()
     rows = []
     for path in args.cfg:

@@ -33,6 +33,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -44,6 +45,7 @@ from .ats import token_budget
 from .config import ats_options, build_model_from_cfg
 from .flops import gflops_from_stats, model_gflops
 from .models import build_model
+from .models.layers import _ONEDNN_LINEAR
 from .models.timesformer import TimeSformer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -65,14 +67,17 @@ class Row:
     peak_memory_mb: Optional[float]
     gflops_per_clip: float          # closed form, mean over the batch
     achieved_gmacs_per_s: float     # gflops_per_clip x clips_per_s
-    matmul_gmacs_per_s: float       # the matmul reference of the same size, same rounds
+    matmul_gmacs_per_s: float       # the matmul reference of the same size, same rounds (best library)
     matmul_fraction: float          # achieved / matmul reference
     ats: Optional[dict] = None
     kept_per_stage: Optional[List[float]] = None       # mean positions kept per ATS stage
+    clip_gflops: Optional[List[float]] = None          # ATS rows: GFLOPs of each clip of the batch
     gflops_ratio: Optional[float] = None                # no-ATS GFLOPs / this row's GFLOPs
     speedup: Optional[float] = None                     # this row's clips/s / no-ATS clips/s
     efficiency: Optional[float] = None                  # speedup / gflops_ratio
+    vs_mmaction: Optional[float] = None                 # no-ATS row: clips/s / mmaction2's clips/s
     rounds_s: List[float] = field(default_factory=list)
+    matmul_gmacs_by_library: Dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +208,10 @@ def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.de
                    memory: Optional[Dict[str, PeakMemory]] = None) -> Dict[str, List[float]]:
     """Wall time of each candidate, one call of each per round, after ``warmup`` rounds.
 
+    Peak memory is measured in one more, untimed round after the timed ones: the CPU meter
+    hands freed heap back to the system first, which a timed call must not pay for, and by
+    then one-time work (e.g. prepacking weights) is done.
+
     Returns:
         name -> the seconds of each timed round.
     """
@@ -213,21 +222,24 @@ def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.de
     times: Dict[str, List[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, run in candidates.items():
-            meter = memory.get(name) if memory else None
-            with meter.measure() if meter is not None else contextlib.nullcontext():
-                _sync(device)
-                start = time.perf_counter()
-                run()
-                _sync(device)
-                times[name].append(time.perf_counter() - start)
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    for name, meter in (memory or {}).items():
+        with meter.measure():
+            candidates[name]()
     return times
 
 
 def matmul_reference(model: nn.Module, tokens: int, device: torch.device, dtype: torch.dtype) -> tuple:
-    """The linear layers of one block as bare matmuls on ``tokens`` rows.
+    """The linear layers of one block as bare matmuls (no bias) on ``tokens`` rows.
 
     Returns:
-        (a callable running them once, the multiply-adds of one call).
+        ({library: a callable running them once}, the multiply-adds of one call). On CPU fp32
+        both GEMM libraries torch ships are timed: ``default`` (F.linear, MKL on x86) and
+        ``onednn`` (what the model's fast path calls); the faster one is the reference.
     """
     layers = [m for m in model.blocks[0].modules() if isinstance(m, nn.Linear)]
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -239,12 +251,19 @@ def matmul_reference(model: nn.Module, tokens: int, device: torch.device, dtype:
         weights.append(torch.randn(layer.out_features, layer.in_features, generator=generator).to(device, dtype) * 0.02)
     macs = sum(tokens * w.shape[0] * w.shape[1] for w in weights)
 
-    def run():
+    def default():
         with torch.inference_mode():
             for w in weights:
                 F.linear(inputs[w.shape[1]], w)
 
-    return run, macs
+    runs = {"default": default}
+    if device.type == "cpu" and dtype == torch.float32 and _ONEDNN_LINEAR:
+        def onednn():
+            with torch.inference_mode():
+                for w in weights:
+                    torch.ops.mkldnn._linear_pointwise(inputs[w.shape[1]], w, None, "none", [], "")
+        runs["onednn"] = onednn
+    return runs, macs
 
 
 def tokens_per_forward(model: nn.Module, batch_size: int) -> int:
@@ -265,9 +284,11 @@ def mmaction_timesformer(model: nn.Module) -> tuple:
     if not isinstance(model, TimeSformer):
         return None, "mmaction2 has no XViT"
     try:
-        from mmaction.models.backbones import TimeSformer as MMTimeSformer
-        from mmaction.models.heads import TimeSformerHead
-        from mmaction.utils import register_all_modules
+        with warnings.catch_warnings():          # mmcv-lite warns that it lacks its CUDA ops
+            warnings.simplefilter("ignore")
+            from mmaction.models.backbones import TimeSformer as MMTimeSformer
+            from mmaction.models.heads import TimeSformerHead
+            from mmaction.utils import register_all_modules
     except Exception as error:                                   # not installed, or broken
         return None, f"mmaction2 not importable ({type(error).__name__}: {error})"
     register_all_modules()
@@ -300,6 +321,12 @@ class BenchmarkSpec:
     compile: bool = False
     mmaction: bool = True
     seed: int = 0
+    # Make the kept counts differ within a batch, as trained models on real clips do: scale
+    # the q and k projections (random weights attend almost uniformly, so every clip keeps the
+    # same count) and feed synthetic clips of very different content. ATS is then timed twice,
+    # with the row-wise layers on the padded batch and on the packed valid rows.
+    adaptive: bool = False
+    sharpen: float = 4.0
 
 
 def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = print) -> List[Row]:
@@ -312,6 +339,8 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
     plain_cfg.defrost()
     plain_cfg.ATS.ENABLE = False
     plain = build_model_from_cfg(plain_cfg).eval()
+    if spec.adaptive:
+        sharpen_attention(plain, spec.sharpen)
     ats = _ats_for_benchmark(cfg, plain, spec)
     with_ats = build_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, ats=ats,
                            **_overrides(cfg)).eval()
@@ -319,7 +348,7 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
     plain.to(device)
     with_ats.to(device)
     reference = None
-    if spec.mmaction:
+    if spec.mmaction and not spec.adaptive:
         reference, why_not = mmaction_timesformer(plain)
         if reference is None:
             log(f"[benchmark] {cfg.MODEL.NAME}: no mmaction2 comparison: {why_not}")
@@ -362,28 +391,76 @@ def _autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def sharpen_attention(model: nn.Module, factor: float) -> None:
+    """Scale the q and k projections of every block by ``factor`` (attention logits by factor^2)."""
+    with torch.no_grad():
+        for block in model.blocks:
+            dim = block.attn.qkv.in_features
+            block.attn.qkv.weight[: 2 * dim] *= factor
+            if block.attn.qkv.bias is not None:
+                block.attn.qkv.bias[: 2 * dim] *= factor
+
+
+def varied_clips(batch_size: int, frames: int, size: int, seed: int = 0) -> Tensor:
+    """(B, 3, T, H, W) synthetic clips of very different content, cycling through noise, a bright
+    square on black, a diagonal ramp and horizontal stripes (every other one mirrored)."""
+    generator = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    clips = []
+    for index in range(batch_size):
+        kind = index % 4
+        if kind == 0:
+            clip = torch.randn(3, frames, size, size, generator=generator)
+        elif kind == 1:
+            clip = torch.zeros(3, frames, size, size)
+            clip[..., size // 3: size // 3 + size // 4, size // 3: size // 3 + size // 4] = 3.0
+        elif kind == 2:
+            clip = (yy + xx).expand(3, frames, size, size).clone()
+        else:
+            clip = torch.zeros(3, frames, size, size)
+            clip[..., ::8, :] = 2.0
+            clip = clip + 0.1 * torch.randn(clip.shape, generator=generator)
+        clips.append(clip.flip(-1) if (index // 4) % 2 else clip)
+    return torch.stack(clips)
+
+
 def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device, dtype_name, dtype,
                      spec: BenchmarkSpec, log) -> List[Row]:
+    from .models import token_selection
+
     generator = torch.Generator().manual_seed(spec.seed + batch_size)
-    video = torch.randn(batch_size, 3, plain.num_frames, plain.img_size, plain.img_size, generator=generator)
+    if spec.adaptive:
+        video = varied_clips(batch_size, plain.num_frames, plain.img_size, spec.seed)
+    else:
+        video = torch.randn(batch_size, 3, plain.num_frames, plain.img_size, plain.img_size, generator=generator)
     video = video.to(device)
-    runners = {"no ATS": plain, variant: with_ats}
+    runners = {"no ATS": plain}
+    # variant name -> the padding share from which the row-wise layers run packed (None: default)
+    packing = {f"{variant}, padded": 1.0, f"{variant}, packed": token_selection.PACK_MIN_PADDING} \
+        if spec.adaptive else {variant: None}
+    runners.update({key: with_ats for key in packing})
     if reference is not None:
         runners["mmaction2"] = reference
     if spec.compile:
         # ATS changes the token count per batch: compile with dynamic shapes.
         runners = {key: torch.compile(module, dynamic=key != "no ATS") for key, module in runners.items()}
 
-    def forward(module):
+    def forward(module, pack_min_padding=None):
         def run():
-            with torch.inference_mode(), _autocast(device, dtype):
-                return module(video)
+            default = token_selection.PACK_MIN_PADDING
+            if pack_min_padding is not None:
+                token_selection.PACK_MIN_PADDING = pack_min_padding
+            try:
+                with torch.inference_mode(), _autocast(device, dtype):
+                    return module(video)
+            finally:
+                token_selection.PACK_MIN_PADDING = default
         return run
 
-    matmul, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
-                                           dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
-    candidates = {key: forward(module) for key, module in runners.items()}
-    candidates["matmul"] = matmul
+    matmuls, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
+                                            dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
+    candidates = {key: forward(module, packing.get(key)) for key, module in runners.items()}
+    candidates.update({f"matmul {library}": run for library, run in matmuls.items()})
     memory = {key: PeakMemory(device) for key in runners}
     log(f"[benchmark] {name} batch {batch_size} {dtype_name}{' compiled' if spec.compile else ''}: "
         f"{spec.warmup} warm-up + {spec.rounds} rounds of {list(candidates)}")
@@ -391,32 +468,43 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
 
     with torch.inference_mode():
         with_ats(video)
-    ats_gflops = gflops_from_stats(with_ats, with_ats.ats_stats, batch_size).double().mean().item()
+    per_clip = gflops_from_stats(with_ats, with_ats.ats_stats, batch_size).double().cpu()
+    ats_gflops = per_clip.mean().item()
     kept = [stage["kept"].double().mean().item() for stage in with_ats.ats_stats]
     full_gflops = model_gflops(plain)
-    matmul_rate = matmul_macs / statistics.median(times["matmul"]) / 1e9
+    matmul_rates = {library: matmul_macs / statistics.median(times[f"matmul {library}"]) / 1e9
+                    for library in matmuls}
+    matmul_rate = max(matmul_rates.values())
+    log("[benchmark]   matmul reference (GMAC/s): "
+        + ", ".join(f"{library} {rate:.1f}" for library, rate in matmul_rates.items()))
     base_clips = batch_size / statistics.median(times["no ATS"])
 
     rows = []
     for key in runners:
         latency = statistics.median(times[key])
         clips = batch_size / latency
-        gflops = ats_gflops if key == variant else full_gflops
+        gflops = ats_gflops if key in packing else full_gflops
         row = Row(model=name, implementation="mmaction2" if key == "mmaction2" else "video_ats", variant=key,
                   batch_size=batch_size, device=str(device), dtype=dtype_name, compiled=spec.compile,
                   latency_s=latency, clips_per_s=clips, peak_memory_mb=memory[key].peak_mb,
                   gflops_per_clip=gflops, achieved_gmacs_per_s=gflops * clips, matmul_gmacs_per_s=matmul_rate,
-                  matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]))
-        if key == variant:
+                  matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]),
+                  matmul_gmacs_by_library=dict(matmul_rates))
+        if key in packing:
             row.ats = dict(ats)
             row.kept_per_stage = kept
-        if key != "no ATS":
+            row.clip_gflops = per_clip.tolist()
+        if key in packing:
             row.gflops_ratio = full_gflops / gflops
             row.speedup = clips / base_clips
             row.efficiency = row.speedup / row.gflops_ratio
+        elif key == "mmaction2":
+            rows[0].vs_mmaction = base_clips / clips
         rows.append(row)
-        log(f"[benchmark]   {key:>28}: {latency:8.3f} s  {clips:7.3f} clips/s  {gflops:8.1f} GFLOPs/clip"
-            + (f"  speedup {row.speedup:.3f}  efficiency {row.efficiency:.3f}" if row.speedup else ""))
+        log(f"[benchmark]   {key:>28}: {latency:8.3f} s  {clips:7.3f} clips/s  {gflops:8.1f} GFLOPs/clip  "
+            f"{100 * row.matmul_fraction:.0f}% of matmul"
+            + (f"  speedup {row.speedup:.3f}  efficiency {row.efficiency:.3f}" if row.speedup else "")
+            + (f"  (no ATS is x{rows[0].vs_mmaction:.3f} mmaction2)" if key == "mmaction2" else ""))
     return rows
 
 
@@ -451,13 +539,14 @@ def write_json(path: str, rows: Sequence[Row], meta: dict) -> None:
 def markdown_table(rows: Sequence[Row]) -> str:
     """The rows as the table of docs/benchmarks.md."""
     lines = ["| model | variant | batch | GFLOPs/clip | clips/s | latency (s) | peak mem (MB) | GFLOPs ratio | "
-             "speedup | efficiency | % of matmul |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "speedup | efficiency | % of matmul | vs mmaction2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        optional = [f"{value:.2f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
+        optional = [f"{value:.3f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
                                                                               row.efficiency)]
         memory = f"{row.peak_memory_mb:.0f}" if row.peak_memory_mb is not None else "–"
+        versus = f"{row.vs_mmaction:.3f}" if row.vs_mmaction is not None else "–"
         lines.append(f"| {row.model} | {row.variant} | {row.batch_size} | {row.gflops_per_clip:.1f} | "
-                     f"{row.clips_per_s:.3f} | {row.latency_s:.2f} | {memory} | " + " | ".join(optional)
-                     + f" | {100 * row.matmul_fraction:.0f} |")
+                     f"{row.clips_per_s:.3f} | {row.latency_s:.3f} | {memory} | " + " | ".join(optional)
+                     + f" | {100 * row.matmul_fraction:.0f} | {versus} |")
     return "\n".join(lines)

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
-from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates
-from .token_selection import (TokenState, gather_queries, gather_slots, next_state, select_positions,
-                              stage_stats)
+from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, linear
+from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
+                              stage_stats, token_rows, unpack)
 
 DEFAULT_ATS_BLOCKS = (3, 4, 5)
 
@@ -54,24 +54,18 @@ class DividedSpaceTimeBlock(nn.Module):
         Returns:
             cls (B, 1, d), x (B, P', T, d), the new state, and this stage's stats (or None).
         """
-        batch, slots, frames, dim = x.shape
-        valid = None if state.token_valid is None else state.token_valid.transpose(1, 2).unsqueeze(-1)  # (B, P, T, 1)
-
-        # Temporal attention over the T tokens of each position, CLS excluded.
-        temporal_mask = None
-        if state.per_frame and valid is not None:
-            frame_valid = valid.reshape(batch * slots, frames)
-            frame_valid = frame_valid | ~frame_valid.any(dim=-1, keepdim=True)   # no fully masked rows
-            temporal_mask = frame_valid[:, None, None, :]
-        residual = self.temporal_attn(self.temporal_norm1(x.reshape(batch * slots, frames, dim)), temporal_mask)
-        residual = self.temporal_fc(self.drop_path(residual)).reshape(batch, slots, frames, dim)
-        x = x + residual
-        if valid is not None:
-            x = x * valid
+        valid = _token_mask(state)                                               # (B, P, T, 1) or None
+        x = self._temporal(x, state, valid)
 
         # Spatial attention per frame over [CLS copy] + P patches.
+        batch, _, frames, dim = x.shape
         per_frame = torch.cat([cls[:, None].expand(batch, frames, 1, dim), x.transpose(1, 2)], dim=2)  # (B, T, 1+P, d)
-        q, k, v = self.attn.qkv_heads(self.norm1(per_frame))                    # (B, T, h, 1+P, d_h)
+        if state.packed_slots is not None:      # the qkv projection of the rows that hold tokens only
+            rows = token_rows(state.packed_slots, batch, frames, per_frame.shape[2] - 1)
+            qkv = unpack(linear(self.norm1(pack(per_frame, rows, 3)), self.attn.qkv), rows, per_frame.shape[:3])
+        else:
+            qkv = linear(self.norm1(per_frame), self.attn.qkv)
+        q, k, v = self.attn.split_heads(qkv)                                    # (B, T, h, 1+P, d_h)
         key_mask = state.key_mask()
         stats = None
         if ats is not None:
@@ -81,23 +75,78 @@ class DividedSpaceTimeBlock(nn.Module):
             new_state = next_state(state, selection)
             stats = stage_stats(block_index, state, selection, new_state.positions)
             state = new_state
-            valid = None if state.token_valid is None else state.token_valid.transpose(1, 2).unsqueeze(-1)
-        residual = self.attn.attend(q, k, v, key_mask)                          # (B, T, 1+P', d)
-        kept_slots = residual.shape[2] - 1
+            valid = _token_mask(state)
+        heads = self.attn.attend_heads(q, k, v, key_mask)                       # (B, T, 1+P', d)
+        kept_slots = heads.shape[2] - 1
+        if state.packed_slots is not None:
+            rows = token_rows(state.packed_slots, batch, frames, kept_slots)
+            residual = unpack(self.attn.project(pack(heads, rows, 3)), rows, heads.shape[:3])
+        else:
+            residual = self.attn.project(heads)
         residual = self.drop_path(residual.reshape(batch * frames, kept_slots + 1, dim))
         residual = residual.reshape(batch, frames, kept_slots + 1, dim)
         cls = cls + residual[:, :, :1].mean(dim=1)
         x = x + residual[:, :, 1:].transpose(1, 2)
-        if valid is not None:
-            x = x * valid
+        if valid is not None and not (self._packs_mlp(state) and not state.per_frame):
+            x = x * valid                      # (a packed MLP leaves zeros in the padding anyway)
 
-        # MLP over CLS and every patch token.
-        tokens = torch.cat([cls, x.reshape(batch, kept_slots * frames, dim)], dim=1)
-        tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
-        cls, x = tokens[:, :1], tokens[:, 1:].reshape(batch, kept_slots, frames, dim)
-        if valid is not None:
-            x = x * valid
+        cls, x = self._mlp(cls, x, state, valid)
         return cls, x, state, stats
+
+    def _temporal(self, x: Tensor, state: TokenState, valid: Optional[Tensor]) -> Tensor:
+        """Temporal attention over the T tokens of each position, CLS excluded: (B, P, T, d) -> same.
+
+        With ``state.packed_slots`` only the slots that hold tokens are computed.
+        """
+        batch, slots, frames, dim = x.shape
+        rows = state.packed_slots
+        by_position = x.reshape(batch * slots, frames, dim)
+        temporal_mask = None
+        if state.per_frame and valid is not None:
+            frame_valid = valid.reshape(batch * slots, frames)
+            frame_valid = frame_valid | ~frame_valid.any(dim=-1, keepdim=True)   # no fully masked rows
+            temporal_mask = frame_valid[:, None, None, :]
+        if rows is not None:
+            by_position = by_position.index_select(0, rows)                      # (S, T, d)
+            temporal_mask = None if temporal_mask is None else temporal_mask.index_select(0, rows)
+        residual = self.temporal_attn(self.temporal_norm1(by_position), temporal_mask)
+        if self.drop_path.active:
+            by_position = by_position + self.temporal_fc(self.drop_path(residual))
+        else:
+            by_position = linear(residual, self.temporal_fc, residual=by_position)
+        if rows is None:
+            x = by_position.reshape(batch, slots, frames, dim)
+        else:
+            x = unpack(by_position, rows, (batch, slots))
+        if valid is not None and (rows is None or state.per_frame):
+            x = x * valid
+        return x
+
+    def _packs_mlp(self, state: TokenState) -> bool:
+        # Drop path drops whole clips; it needs the clip layout.
+        return state.packed_slots is not None and not self.drop_path.active
+
+    def _mlp(self, cls: Tensor, x: Tensor, state: TokenState, valid: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """MLP over the CLS (B, 1, d) and every patch token (B, P, T, d)."""
+        batch, slots, frames, dim = x.shape
+        if self._packs_mlp(state):
+            rows = state.packed_slots
+            cls = self.mlp(self.norm2(cls), residual=cls)
+            patches = pack(x, rows, 2)                                            # (S, T, d)
+            x = unpack(self.mlp(self.norm2(patches), residual=patches), rows, (batch, slots))
+            return cls, (x * valid if state.per_frame else x)
+        tokens = torch.cat([cls, x.reshape(batch, slots * frames, dim)], dim=1)
+        if self.drop_path.active:
+            tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
+        else:
+            tokens = self.mlp(self.norm2(tokens), residual=tokens)
+        cls, x = tokens[:, :1], tokens[:, 1:].reshape(batch, slots, frames, dim)
+        return cls, (x if valid is None else x * valid)
+
+
+def _token_mask(state: TokenState) -> Optional[Tensor]:
+    """(B, P, T, 1) validity of the tokens in the (B, P, T, d) layout, or None when all are valid."""
+    return None if state.token_valid is None else state.token_valid.transpose(1, 2).unsqueeze(-1)
 
 
 class TimeSformer(nn.Module):

@@ -25,9 +25,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
-from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates
-from .token_selection import (TokenState, gather_queries, gather_slots, next_state, select_positions,
-                              stage_stats)
+from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, linear
+from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
+                              stage_stats, token_rows, unpack, with_cls)
 
 DEFAULT_ATS_BLOCKS = tuple(range(3, 12))
 
@@ -50,6 +50,27 @@ def temporal_shift(x: Tensor, num_segments: int, fold: int) -> Tensor:
     out[:, 1:, :, fold:2 * fold] = channels[:, :-1, :, fold:2 * fold]
     out[..., 2 * fold:] = channels[..., 2 * fold:]
     return rearrange(out, "(b g) s n (h c) -> b (g s) h n c", b=batch, h=heads)
+
+
+def shift_keys_values_(qkv: Tensor, num_segments: int, fold: int) -> Tensor:
+    """`temporal_shift` of the keys and values, in place on the qkv projection.
+
+    Only the 2 x fold shifted channels of k and v move (two small copies and two fills);
+    building shifted copies of the whole of k and v cost a full pass over both.
+
+    Args:
+        qkv: (B, T, N, 3d), channels [q | k | v], heads concatenated in each.
+    Returns:
+        ``qkv``, with k and v shifted within segments of ``num_segments`` frames.
+    """
+    batch, frames, tokens, width = qkv.shape
+    dim = width // 3
+    kv = qkv.view(batch, frames // num_segments, num_segments, tokens, 3, dim)[..., 1:, :]   # (B, G, S, N, 2, d)
+    kv[:, :, :-1, ..., :fold] = kv[:, :, 1:, ..., :fold].clone()              # from frame t+1
+    kv[:, :, -1, ..., :fold] = 0
+    kv[:, :, 1:, ..., fold:2 * fold] = kv[:, :, :-1, ..., fold:2 * fold].clone()   # from frame t-1
+    kv[:, :, 0, ..., fold:2 * fold] = 0
+    return qkv
 
 
 class SpaceTimeMixingBlock(nn.Module):
@@ -78,30 +99,47 @@ class SpaceTimeMixingBlock(nn.Module):
             x (B, T, 1+P', d), the new state, and this stage's stats (or None).
         """
         batch, frames, length, dim = x.shape
-        q, k, v = self.attn.qkv_heads(self.norm1(x))                            # (B, T, h, 1+P, d_h)
+        if self._packs(state):           # the linear layers see only the rows that hold tokens
+            rows = token_rows(state.packed_slots, batch, frames, length - 1)
+            qkv = unpack(linear(self.norm1(pack(x, rows, 3)), self.attn.qkv), rows, x.shape[:3])
+        else:
+            qkv = linear(self.norm1(x), self.attn.qkv)                          # (B, T, 1+P, 3d)
         key_mask = state.key_mask()
         if state.per_frame and key_mask is not None:
             # A position dropped in a frame gives its neighbours zeros, as a clip edge does.
-            token_mask = key_mask[:, :, 0, 0, :, None].unsqueeze(2).to(k.dtype)
-            k, v = k * token_mask, v * token_mask
-        k = temporal_shift(k, self.num_segments, self.fold)
-        v = temporal_shift(v, self.num_segments, self.fold)
+            qkv[..., dim:] *= key_mask[:, :, 0, 0, :, None].to(qkv.dtype)
+        q, k, v = self.attn.split_heads(shift_keys_values_(qkv, self.num_segments, self.fold))  # (B, T, h, 1+P, d_h)
         stats = None
         if ats is not None:
             selection = select_positions(q, k, v, self.attn.scale, state, ats, block_index)
             q = gather_queries(q, selection.index)
-            x = torch.cat([x[:, :, :1], gather_slots(x[:, :, 1:], selection.index, axis=2)], dim=2)
+            x = gather_slots(x, with_cls(selection.index), axis=2)
             new_state = next_state(state, selection)
             stats = stage_stats(block_index, state, selection, new_state.positions)
             state = new_state
-        residual = self.attn.attend(q, k, v, key_mask)                          # (B, T, 1+P', d)
-        length = residual.shape[2]
-        x = x + self.drop_path(residual.reshape(batch * frames, length, dim)).reshape(batch, frames, length, dim)
-        x = x + self.drop_path(self.mlp(self.norm2(x)).reshape(batch * frames, length, dim)).reshape(x.shape)
+        if self.drop_path.active:
+            residual = self.attn.attend(q, k, v, key_mask)                      # (B, T, 1+P', d)
+            length = residual.shape[2]
+            x = x + self.drop_path(residual.reshape(batch * frames, length, dim)).reshape(batch, frames, length, dim)
+            x = x + self.drop_path(self.mlp(self.norm2(x)).reshape(batch * frames, length, dim)).reshape(x.shape)
+        elif self._packs(state):
+            rows = token_rows(state.packed_slots, batch, frames, x.shape[2] - 1)
+            heads = pack(self.attn.attend_heads(q, k, v, key_mask), rows, 3)  # (R, d)
+            tokens = self.attn.project(heads, residual=pack(x, rows, 3))
+            x = unpack(self.mlp(self.norm2(tokens), residual=tokens), rows, x.shape[:3])
+            if not state.per_frame:
+                return x, state, stats          # unpack left the padding at zero
+        else:
+            x = self.attn.attend(q, k, v, key_mask, residual=x)                 # (B, T, 1+P', d)
+            x = self.mlp(self.norm2(x), residual=x)
         valid = state.key_mask()
         if valid is not None:
             x = x * valid[:, :, 0, 0, :, None].to(x.dtype)
         return x, state, stats
+
+    def _packs(self, state: TokenState) -> bool:
+        # Drop path drops whole clips; it needs the clip layout.
+        return state.packed_slots is not None and not self.drop_path.active
 
 
 class TemporalHeadBlock(nn.Module):
