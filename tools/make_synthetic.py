@@ -16,6 +16,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("root", help="output folder")
     parser.add_argument("--num-classes", type=int, default=6, help=f"first N of {list(MOTION_CLASSES)}")
+    parser.add_argument("--classes", nargs="+", default=None, metavar="NAME",
+                        help="these motion names instead of --num-classes (quote names with spaces)")
     parser.add_argument("--train", type=int, default=32, help="training clips per class")
     parser.add_argument("--val", type=int, default=8, help="validation clips per class")
     parser.add_argument("--num-frames", type=int, default=40)
@@ -35,6 +37,7 @@ def main(argv=None) -> int:
     dataset = make_synthetic_dataset(
         args.root,
         num_classes=args.num_classes,
+        classes=args.classes,
         videos_per_class={"train": args.train, "val": args.val},
         num_frames=args.num_frames,
         height=args.height,

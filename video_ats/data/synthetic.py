@@ -43,7 +43,7 @@ import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, Iterable, Sequence, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -178,6 +178,7 @@ def make_synthetic_dataset(
     root: Union[str, os.PathLike],
     *,
     num_classes: int = 6,
+    classes: Optional[Sequence[str]] = None,
     videos_per_class: Dict[str, int] = None,
     num_frames: int = 40,
     height: int = 96,
@@ -194,7 +195,10 @@ def make_synthetic_dataset(
 ) -> SyntheticDataset:
     """Write (or reuse) a synthetic dataset in Kinetics layout; see the module docstring.
 
-    num_classes: how many of MOTION_CLASSES (at most 11).
+    num_classes: how many of MOTION_CLASSES (at most 11), taken in order.
+    classes: instead of num_classes, these names from MOTION_CLASSES (e.g. only motions that
+        look the same played backwards, which a model with zero-initialized temporal
+        embeddings learns much sooner than the pairs that differ only in time direction).
     videos_per_class: split -> clips per class; default {"train": 32, "val": 8}.
     num_frames, height, width, fps: clip format (height and width even).
     clutter_levels: levels (keys of CLUTTER_LEVELS) assigned in turn to the clips of each
@@ -209,8 +213,15 @@ def make_synthetic_dataset(
     Returns :class:`SyntheticDataset`.
     """
     videos_per_class = dict(videos_per_class or {"train": 32, "val": 8})
-    if not 1 <= num_classes <= len(MOTION_CLASSES):
+    if classes is not None:
+        unknown = [name for name in classes if name not in MOTION_CLASSES]
+        if unknown or not classes or len(set(classes)) != len(classes):
+            raise ValueError(f"classes {list(classes)} must be distinct names among {list(MOTION_CLASSES)}")
+        motions = tuple(classes)
+    elif not 1 <= num_classes <= len(MOTION_CLASSES):
         raise ValueError(f"num_classes must be in [1, {len(MOTION_CLASSES)}], got {num_classes}")
+    else:
+        motions = MOTION_CLASSES[:num_classes]
     if height % 2 or width % 2:
         raise ValueError(f"height and width must be even for H.264 yuv420p, got {height}x{width}")
     unknown = [level for level in clutter_levels if level not in CLUTTER_LEVELS]
@@ -221,7 +232,8 @@ def make_synthetic_dataset(
     root = Path(root)
     params = {
         "version": GENERATOR_VERSION,
-        "num_classes": num_classes,
+        "num_classes": len(motions),
+        "motions": list(motions),
         "videos_per_class": videos_per_class,
         "num_frames": num_frames,
         "height": height,
@@ -236,7 +248,6 @@ def make_synthetic_dataset(
         "crf": crf,
         "seed": seed,
     }
-    motions = MOTION_CLASSES[:num_classes]
     classes = tuple(sorted(motions))
     layout = SyntheticDataset(
         root=root,
