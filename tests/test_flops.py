@@ -197,3 +197,14 @@ def test_the_adaptive_benchmark_times_ats_padded_and_packed():
     padded, packed = rows[1:]
     assert padded.clip_gflops == packed.clip_gflops and len(set(padded.clip_gflops)) > 1   # counts differ
     assert padded.efficiency is not None and packed.efficiency is not None
+
+
+def test_flops_tool_reads_the_test_set_with_a_class_list_relative_to_the_data_folder(engine_overrides, tmp_path):
+    from tools_flops import main
+
+    path = tmp_path / "flops_dataset.json"
+    main(["--cfg", "configs/synthetic/timesformer_tiny.yaml", *engine_overrides, "ATS.ENABLE", "True",
+          "ATS.RATIO", "0.5", "--source", "dataset", "--max-videos", "2", "--batch-size", "3", "--json", str(path)])
+    report = json.loads(path.read_text())
+    assert report["ats"]["gflops_per_view"]["count"] == 6 and report["ats"]["gflops_per_video"]["count"] == 2
+    assert report["ats"]["gflops_per_view"]["max"] <= report["no_ats"]["gflops_per_view"]

@@ -346,29 +346,18 @@ def distribution(values: Tensor) -> dict:
 def test_view_batches(cfg, num_frames: int, batch_size: int, num_workers: int = 0, max_videos: Optional[int] = None):
     """The test views of the config's dataset (``DATA.*``, ``TEST.*``) as collated batches.
 
-    Uses `video_ats.data.KineticsDataset` in ``test`` mode with `collate_views`.
+    The same dataset `tools/test.py` reads (paths relative to DATA.PATH_TO_DATA_DIR, shipped
+    class lists), with ``num_frames`` per view; ``max_videos`` draws a seeded random subset.
     """
-    import os
+    from torch.utils.data import DataLoader
 
-    from torch.utils.data import DataLoader, Subset
+    from .data import collate_views
+    from .engine.builders import build_dataset, video_subset
 
-    try:
-        from .data import KineticsDataset, collate_views  # the data module (imported only here)
-    except ImportError:
-        raise ValueError("--source dataset needs video_ats.data.KineticsDataset, which this checkout lacks; "
-                         "use --source random for random input") from None
-
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    dataset = KineticsDataset(
-        os.path.join(root, cfg.DATA.TEST_ANNOTATION), cfg.DATA.VIDEO_ROOT or root, "test",
-        num_frames=num_frames, sampling_rate=cfg.DATA.SAMPLING_RATE, target_fps=cfg.DATA.TARGET_FPS,
-        crop_size=cfg.DATA.TEST_CROP_SIZE, train_jitter_scales=tuple(cfg.DATA.TRAIN_JITTER_SCALES),
-        test_num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, test_num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-        clip_position=cfg.TEST.CLIP_POSITION, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD),
-        decoder=cfg.DATA.DECODER, class_list=cfg.DATA.CLASS_LIST or None,
-        annotation_format=cfg.DATA.ANNOTATION_FORMAT)
-    if max_videos is not None:
-        dataset = Subset(dataset, range(min(len(dataset), max_videos * views_per_video(cfg))))
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATA.NUM_FRAMES = int(num_frames)
+    dataset = video_subset(build_dataset(cfg, "test"), max_videos, seed=cfg.SEED)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       collate_fn=collate_views)
 
