@@ -74,9 +74,12 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(e
              for name in ("uninterrupted", "interrupted")}
     for key, value in final["uninterrupted"]["model"].items():
         assert torch.equal(value, final["interrupted"]["model"][key]), key
-    momentum = [state["momentum_buffer"] for state in final["uninterrupted"]["optimizer"]["state"].values()]
-    resumed_momentum = [state["momentum_buffer"] for state in final["interrupted"]["optimizer"]["state"].values()]
-    assert all(torch.equal(a, b) for a, b in zip(momentum, resumed_momentum))
+    states = [final[name]["optimizer"]["state"] for name in ("uninterrupted", "interrupted")]
+    assert states[0].keys() == states[1].keys() and states[0]
+    for index, state in states[0].items():              # the optimizer's buffers (AdamW moments, SGD momentum)
+        assert state.keys() == states[1][index].keys()
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(states[1][index][name])), (index, name)
     assert final["interrupted"]["step"] == final["uninterrupted"]["step"] == 12
 
 
