@@ -1,0 +1,459 @@
+"""The sampling study: inverse transform sampling against top-K and random dropping at matched GFLOPs.
+
+On the synthetic dataset (tiny models trained from scratch, several seeds):
+
+1. Train a tiny TimeSformer and a tiny XViT per seed, without ATS.
+2. Off-the-shelf, for each sampler (its, topk, random) and scope (tube, frame), calibrate the
+   budget ratio on training clips so that the mean GFLOPs per view is a given fraction of the
+   baseline (LEVELS; at 1.0 the ratio is 1.0, every position in the budget), then test with
+   1x3 views on the validation split.
+3. Fine-tune each sampler briefly with ATS at FINETUNE_LEVEL (tube scope) and test again.
+4. Record kept positions per stage against the clips' clutter level.
+
+`run_study` writes ``study.json`` (every measurement), a figure per backbone (top-1 against
+GFLOPs), a kept-against-clutter figure and ``docs/results.md``. Every step is cached in the
+output folder (a trained model is not retrained), so a rerun only re-evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .ats import ATSOptions
+from .calibrate import calibrate_ratio
+from .checkpoint import load_checkpoint
+from .config import build_model_from_cfg, load_config
+from .data import collate_views, make_synthetic_dataset
+from .engine import train
+from .engine.builders import build_dataset, video_subset
+from .engine.checkpointing import latest_checkpoint
+from .engine.tester import write_json
+from .flops import gflops_from_stats, model_gflops
+from .visualize import read_clutter_levels
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKBONES = {
+    "TimeSformer": os.path.join(_ROOT, "configs", "synthetic", "timesformer_tiny_48.yaml"),
+    "XViT": os.path.join(_ROOT, "configs", "synthetic", "xvit_tiny_48.yaml"),
+}
+# The demo's motions (each looks alike played backwards) over all four clutter levels.
+STUDY_DATA = dict(classes=("move sideways", "bounce up and down", "spin", "circle", "pulse", "stay still"),
+                  videos_per_class={"train": 80, "val": 16}, num_frames=32, height=64, width=86, fps=16,
+                  object_size=0.3, clutter_levels=(0, 1, 2, 3), seed=1)
+# ATS blocks. The tiny TimeSformer has 6 blocks: the paper's 3, 4, 5 (of 12) would leave half
+# the model untouched and 50 % of the GFLOPs out of reach, so it starts at block 1 (the same
+# quarter of the depth as block 3 of 12); the tiny XViT has 12 blocks and keeps the paper's 3..11.
+STUDY_BLOCKS = {"TimeSformer": (1, 2, 3), "XViT": tuple(range(3, 12))}
+LEVELS = (1.0, 0.8, 0.65, 0.5)
+SAMPLERS = ("its", "topk", "random")
+SCOPES = ("tube", "frame")
+FINETUNE_LEVEL = 0.5
+FINETUNE = ["SOLVER.OPTIMIZER", "sgd", "SOLVER.BASE_LR", "0.005", "SOLVER.MAX_EPOCH", "2",
+            "SOLVER.WARMUP_EPOCHS", "0.0", "SOLVER.WEIGHT_DECAY", "0.0001"]
+CALIBRATION_VIDEOS = 24
+
+
+def _say(progress: bool) -> Callable[..., None]:
+    return (lambda *args: print(*args, flush=True)) if progress else (lambda *args: None)
+
+
+class Views:
+    """Test views decoded once: videos (N, C, T, H, W) in batches, labels and video index per view."""
+
+    def __init__(self, dataset, batch_size: int = 48):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=1,
+                                             collate_fn=collate_views)
+        self.batches: List[Tensor] = []
+        labels, videos = [], []
+        for batch in loader:
+            self.batches.append(batch["video"])
+            labels.append(batch["label"])
+            videos.append(batch["video_index"])
+        self.labels = torch.cat(labels)
+        self.video_index = torch.cat(videos)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, views: Views, num_classes: int) -> dict:
+    """1xN-view accuracy (mean softmax per video), GFLOPs per view and kept positions per stage.
+
+    Returns {top1, gflops_per_view, kept_per_view (views, stages) list, blocks}.
+    """
+    model.eval()
+    probs, gflops, kept = [], [], []
+    for batch in views.batches:
+        logits = model(batch)
+        probs.append(logits.softmax(-1))
+        stats = getattr(model, "ats_stats", None) or []
+        gflops.append(gflops_from_stats(model, stats, len(batch)) if stats else
+                      torch.full((len(batch),), model_gflops(model)))
+        kept.append(torch.stack([s["kept"].float() for s in stats], 1) if stats else torch.zeros(len(batch), 0))
+    probs = torch.cat(probs)
+    num_videos = int(views.video_index.max()) + 1
+    per_video = torch.zeros(num_videos, num_classes).index_add_(0, views.video_index, probs)
+    video_labels = torch.zeros(num_videos, dtype=torch.long).index_copy_(0, views.video_index, views.labels)
+    top1 = float((per_video.argmax(1) == video_labels).float().mean() * 100)
+    stats = getattr(model, "ats_stats", None) or []
+    return {"top1": top1, "gflops_per_view": float(torch.cat(gflops).mean()),
+            "kept_per_view": torch.cat(kept).tolist(), "blocks": [int(s["block"]) for s in stats]}
+
+
+def _model(cfg, checkpoint: str) -> nn.Module:
+    model = build_model_from_cfg(cfg)
+    load_checkpoint(model, checkpoint)
+    return model.eval()
+
+
+def _options(model: nn.Module, backbone: str, sampler: str, scope: str, ratio: float, seed: int) -> ATSOptions:
+    blocks = [b for b in STUDY_BLOCKS[backbone] if b < len(model.blocks)]
+    return ATSOptions.from_dict({"sampler": sampler, "scope": scope, "ratio": ratio, "seed": seed, "blocks": blocks},
+                                len(model.blocks), blocks)
+
+
+def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_study", docs_dir: str = "docs",
+              seeds: Sequence[int] = (0, 1, 2), backbones: Optional[Sequence[str]] = None,
+              levels: Sequence[float] = LEVELS, data: Optional[dict] = None,
+              extra_overrides: Optional[List[str]] = None, progress: bool = True) -> dict:
+    """Run (or resume) the study; returns the measurements and writes them with the figures and
+    results.md (see the module docstring). ``data``, ``extra_overrides`` and ``backbones``
+    shrink it for tests."""
+    say = _say(progress)
+    start = time.perf_counter()
+    data = dict(STUDY_DATA if data is None else data)
+    backbones = list(backbones or BACKBONES)
+    say(f"[study] synthetic dataset in {data_root}")
+    make_synthetic_dataset(data_root, **data)
+    num_classes = len(data["classes"])
+    common = ["DATA.PATH_TO_DATA_DIR", data_root, "MODEL.NUM_CLASSES", str(num_classes)] + list(extra_overrides or [])
+    levels_of_clips = read_clutter_levels(os.path.join(data_root, "clips.csv"))
+    results: Dict[str, dict] = {"levels": list(levels), "seeds": list(seeds), "samplers": list(SAMPLERS),
+                                "scopes": list(SCOPES), "finetune_level": FINETUNE_LEVEL, "data": data,
+                                "backbones": {}}
+    for backbone in backbones:
+        config = BACKBONES[backbone]
+        cfg = load_config(config, common)
+        test_set = build_dataset(cfg, "test")
+        say(f"[study] {backbone}: decoding {len(test_set)} test views and {CALIBRATION_VIDEOS} calibration clips")
+        views = Views(test_set)
+        calibration_cfg = load_config(config, common + ["TEST.NUM_SPATIAL_CROPS", "1",
+                                                        "DATA.TEST_ANNOTATION", cfg.DATA.TRAIN_ANNOTATION])
+        calibration = Views(video_subset(build_dataset(calibration_cfg, "test"), CALIBRATION_VIDEOS, seed=0)).batches
+        clutter = np.array([levels_of_clips.get(os.path.realpath(r.path), -1) for r in test_set.records])
+        clutter_of_view = clutter[views.video_index.numpy()]
+        rows = []
+        for seed in seeds:
+            run_dir = os.path.join(output_dir, backbone.lower(), f"seed{seed}")
+            base_dir = os.path.join(run_dir, "baseline")
+            say(f"[study] {backbone} seed {seed}: training the baseline -> {base_dir}")
+            train(load_config(config, common + ["SEED", str(seed), "OUTPUT_DIR", base_dir]), progress=progress)
+            checkpoint = latest_checkpoint(base_dir)
+            model = _model(cfg, checkpoint)
+            full = model_gflops(model)
+            baseline = evaluate(model, views, num_classes)
+            rows.append({"seed": seed, "sampler": "none", "scope": "none", "level": 1.0, "finetuned": False,
+                         "ratio": None, "top1": baseline["top1"], "gflops_per_view": baseline["gflops_per_view"],
+                         "gflops_fraction": 1.0})
+            say(f"[study] {backbone} seed {seed}: no ATS top-1 {baseline['top1']:.1f}, {full:.4f} GFLOPs/view")
+            ratios = {}
+            for sampler in SAMPLERS:
+                for scope in SCOPES:
+                    for level in levels:
+                        model.ats = _options(model, backbone, sampler, scope, 1.0, seed)
+                        ratio, met = 1.0, True
+                        if level < 1.0:
+                            found = calibrate_ratio(model, calibration, level * full, tolerance=0.02,
+                                                    max_evaluations=14)
+                            ratio, met = found.ratio, found.met
+                        model.ats = _options(model, backbone, sampler, scope, ratio, seed)
+                        measured = evaluate(model, views, num_classes)
+                        ratios[(sampler, scope, level)] = ratio
+                        row = {"seed": seed, "sampler": sampler, "scope": scope, "level": level, "finetuned": False,
+                               "ratio": ratio, "calibrated": met, "top1": measured["top1"],
+                               "gflops_per_view": measured["gflops_per_view"],
+                               "gflops_fraction": measured["gflops_per_view"] / full,
+                               "blocks": measured["blocks"]}
+                        if sampler == "its" and scope == "tube":
+                            row["kept_by_clutter"] = _kept_by_clutter(measured, clutter_of_view)
+                        rows.append(row)
+                        say(f"[study] {backbone} seed {seed} {sampler:6s} {scope:5s} level {level:.2f}: ratio "
+                            f"{ratio:.4f} -> {100 * row['gflops_fraction']:.1f}% GFLOPs, top-1 {row['top1']:.1f}")
+            for sampler in SAMPLERS:
+                ratio = ratios[(sampler, "tube", FINETUNE_LEVEL)] if FINETUNE_LEVEL in levels else 0.5
+                tune_dir = os.path.join(run_dir, f"finetune_{sampler}")
+                say(f"[study] {backbone} seed {seed}: fine-tuning with {sampler} (tube, ratio {ratio:.4f}) -> {tune_dir}")
+                blocks = [b for b in STUDY_BLOCKS[backbone] if b < len(model.blocks)]
+                ats = ["ATS.ENABLE", "True", "ATS.BLOCKS", str(blocks), "ATS.SAMPLER", sampler, "ATS.SCOPE", "tube", "ATS.RATIO", f"{ratio:.4f}",
+                       "ATS.SEED", str(seed)]
+                train(load_config(config, common + ats + FINETUNE + ["SEED", str(seed), "OUTPUT_DIR", tune_dir,
+                                                                     "MODEL.PRETRAINED", checkpoint]),
+                      progress=progress)
+                tuned = _model(cfg, latest_checkpoint(tune_dir))
+                tuned.ats = _options(tuned, backbone, sampler, "tube", ratio, seed)
+                measured = evaluate(tuned, views, num_classes)
+                rows.append({"seed": seed, "sampler": sampler, "scope": "tube", "level": FINETUNE_LEVEL,
+                             "finetuned": True, "ratio": ratio, "top1": measured["top1"],
+                             "gflops_per_view": measured["gflops_per_view"],
+                             "gflops_fraction": measured["gflops_per_view"] / full})
+                say(f"[study] {backbone} seed {seed} {sampler} fine-tuned: top-1 {measured['top1']:.1f}, "
+                    f"{100 * measured['gflops_per_view'] / full:.1f}% GFLOPs")
+        results["backbones"][backbone] = {"config": os.path.relpath(config, _ROOT), "gflops_per_view": full,
+                                          "rows": rows}
+    results["seconds"] = time.perf_counter() - start
+    results["cpu_count"] = os.cpu_count()
+    os.makedirs(output_dir, exist_ok=True)
+    write_json(os.path.join(output_dir, "study.json"), results)
+    if docs_dir:
+        write_report(results, docs_dir)
+    say(f"[study] done in {results['seconds'] / 60:.1f} min")
+    return results
+
+
+def _kept_by_clutter(measured: dict, clutter_of_view: np.ndarray) -> List[dict]:
+    """Mean kept positions per stage for each clutter level."""
+    kept = np.asarray(measured["kept_per_view"])
+    out = []
+    for stage, block in enumerate(measured["blocks"]):
+        out.append({"block": block, "levels": [
+            {"level": int(level), "mean": float(kept[clutter_of_view == level, stage].mean()),
+             "views": int((clutter_of_view == level).sum())}
+            for level in sorted(set(clutter_of_view.tolist())) if level >= 0]})
+    return out
+
+
+# --- Summaries, figures and the report --------------------------------------------------------
+
+def summarize(rows: Sequence[dict]) -> List[dict]:
+    """Mean and standard deviation over seeds of each (sampler, scope, level, finetuned)."""
+    groups: Dict[tuple, List[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["sampler"], row["scope"], row["level"], row["finetuned"]), []).append(row)
+    out = []
+    for (sampler, scope, level, finetuned), members in groups.items():
+        top1 = np.array([m["top1"] for m in members])
+        fraction = np.array([m["gflops_fraction"] for m in members])
+        out.append({"sampler": sampler, "scope": scope, "level": level, "finetuned": finetuned,
+                    "seeds": len(members), "top1_mean": float(top1.mean()), "top1_std": float(top1.std(ddof=0)),
+                    "top1": top1.tolist(), "gflops_fraction_mean": float(fraction.mean())})
+    return out
+
+
+def _find(summary, sampler, scope, level, finetuned=False) -> Optional[dict]:
+    for entry in summary:
+        if (entry["sampler"], entry["scope"], entry["level"], entry["finetuned"]) == (sampler, scope, level, finetuned):
+            return entry
+    return None
+
+
+def compare(summary: Sequence[dict], level: float, scope: str, other: str, finetuned: bool = False,
+            max_gap: float = 0.03) -> Optional[dict]:
+    """its minus ``other`` at one budget and scope: the mean over seeds of the paired differences
+    and their spread. Verdict: 'not matched' when the two spent GFLOPs more than ``max_gap``
+    (fraction of the baseline) apart (its keeps *at most* its budget, so it cannot always spend
+    a high target); else 'better' / 'worse' only when the mean difference exceeds the spread of
+    the differences and every seed agrees in sign, else 'no clear difference'."""
+    its, rival = _find(summary, "its", scope, level, finetuned), _find(summary, other, scope, level, finetuned)
+    if its is None or rival is None:
+        return None
+    diff = np.array(its["top1"]) - np.array(rival["top1"])
+    mean, std = float(diff.mean()), float(diff.std(ddof=0))
+    gap = its["gflops_fraction_mean"] - rival["gflops_fraction_mean"]
+    if abs(gap) > max_gap:
+        verdict = (f"not matched: its at {100 * its['gflops_fraction_mean']:.0f}%, {other} at "
+                   f"{100 * rival['gflops_fraction_mean']:.0f}%")
+    elif abs(mean) > std and (np.all(diff > 0) or np.all(diff < 0)):
+        verdict = "better" if mean > 0 else "worse"
+    else:
+        verdict = "no clear difference"
+    return {"mean": mean, "std": std, "diffs": diff.tolist(), "verdict": verdict, "gflops_gap": gap}
+
+
+def plot_backbone(results: dict, backbone: str, path: str) -> str:
+    """Top-1 against GFLOPs fraction for every sampler and scope (mean +- std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(results["backbones"][backbone]["rows"])
+    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    colors = {"its": "tab:blue", "topk": "tab:orange", "random": "tab:green"}
+    base = _find(summary, "none", "none", 1.0)
+    for sampler in SAMPLERS:
+        for scope, style in (("tube", "-"), ("frame", "--")):
+            entries = sorted((e for e in summary if e["sampler"] == sampler and e["scope"] == scope
+                              and not e["finetuned"]), key=lambda e: -e["level"])
+            if entries:
+                axis.errorbar([100 * e["gflops_fraction_mean"] for e in entries], [e["top1_mean"] for e in entries],
+                              yerr=[e["top1_std"] for e in entries], color=colors[sampler], linestyle=style,
+                              marker="o", capsize=3, label=f"{sampler} ({scope})")
+        tuned = _find(summary, sampler, "tube", results["finetune_level"], True)
+        if tuned:
+            axis.errorbar([100 * tuned["gflops_fraction_mean"]], [tuned["top1_mean"]], yerr=[tuned["top1_std"]],
+                          color=colors[sampler], marker="*", markersize=12, capsize=3, linestyle="none",
+                          label=f"{sampler} fine-tuned")
+    if base:
+        axis.axhline(base["top1_mean"], color="gray", linestyle=":", label="no ATS")
+    axis.axhline(100.0 / len(results["data"]["classes"]), color="black", linewidth=0.8, linestyle="-.",
+                 label="chance")
+    axis.set_xlabel("GFLOPs per view (% of the model without ATS)")
+    axis.set_ylabel("top-1 (%), 1x3 views")
+    axis.set_title(f"tiny {backbone} on the synthetic dataset ({len(results['seeds'])} seeds)")
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(alpha=0.3)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def clutter_table(results: dict, backbone: str, level: float) -> List[dict]:
+    """Mean kept positions per stage and clutter level for its (tube) at one budget, over seeds."""
+    rows = [r for r in results["backbones"][backbone]["rows"]
+            if r["sampler"] == "its" and r["scope"] == "tube" and r["level"] == level and not r["finetuned"]]
+    if not rows:
+        return []
+    out = []
+    for stage, first in enumerate(rows[0]["kept_by_clutter"]):
+        per_level = {}
+        for row in rows:
+            for entry in row["kept_by_clutter"][stage]["levels"]:
+                per_level.setdefault(entry["level"], []).append(entry["mean"])
+        out.append({"block": first["block"], "levels": {level_: float(np.mean(v)) for level_, v in per_level.items()}})
+    return out
+
+
+def plot_clutter(results: dict, level: float, path: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backbones = list(results["backbones"])
+    figure, axes = plt.subplots(1, len(backbones), figsize=(5.2 * len(backbones), 3.8), squeeze=False)
+    for axis, backbone in zip(axes[0], backbones):
+        for stage in clutter_table(results, backbone, level):
+            levels = sorted(stage["levels"])
+            axis.plot(levels, [stage["levels"][k] for k in levels], marker="o", label=f"block {stage['block']}")
+        axis.set_xlabel("clutter level of the clip")
+        axis.set_ylabel("kept positions (mean)")
+        axis.set_title(f"{backbone}: its (tube) at {level:.0%} GFLOPs")
+        axis.set_xticks(sorted(results["data"]["clutter_levels"]))
+        axis.legend(fontsize=7, ncol=2)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_report(results: dict, docs_dir: str) -> str:
+    """docs/results.md with the tables, verdicts and figures of ``results``."""
+    figures = os.path.join(docs_dir, "figures")
+    os.makedirs(figures, exist_ok=True)
+    clutter_level = 0.65 if 0.65 in results["levels"] else results["levels"][-1]
+    lines = [
+        "# Results: ATS against top-K and random dropping at matched GFLOPs",
+        "",
+        "Measured by `python tools/study.py` (all numbers and figures on this page are written by",
+        "it, from `runs/study/study.json`); see [the method](#method) below.",
+        "",
+    ]
+    for backbone, entry in results["backbones"].items():
+        summary = summarize(entry["rows"])
+        figure = plot_backbone(results, backbone, os.path.join(figures, f"study_{backbone.lower()}.png"))
+        base = _find(summary, "none", "none", 1.0)
+        lines += [f"## Tiny {backbone}", "",
+                  f"Without ATS: top-1 {base['top1_mean']:.1f} ± {base['top1_std']:.1f} "
+                  f"(seeds: {', '.join(f'{v:.1f}' for v in base['top1'])}), {entry['gflops_per_view']:.4f} GFLOPs "
+                  f"per view; chance is {100 / len(results['data']['classes']):.1f}.", "",
+                  f"![top-1 against GFLOPs, tiny {backbone}](figures/{os.path.basename(figure)})", "",
+                  "Top-1 (mean ± std over seeds) at each budget; in brackets the GFLOPs per view actually "
+                  "measured on the test views, as % of the model without ATS (the ratio was calibrated on "
+                  "training clips).", "",
+                  "| budget | " + " | ".join(f"{s} ({c})" for c in SCOPES for s in SAMPLERS) + " |",
+                  "|---|" + "---|" * (len(SAMPLERS) * len(SCOPES))]
+        for level in results["levels"]:
+            cells = []
+            for scope in SCOPES:
+                for sampler in SAMPLERS:
+                    e = _find(summary, sampler, scope, level)
+                    cells.append(f"{e['top1_mean']:.1f} ± {e['top1_std']:.1f} [{100 * e['gflops_fraction_mean']:.0f}%]"
+                                 if e else "–")
+            lines.append(f"| {level:.0%} | " + " | ".join(cells) + " |")
+        its_full = [_find(summary, "its", scope, 1.0) for scope in SCOPES]
+        lines += ["", "its keeps *at most* its budget (repeated samples of the same token count once), so the "
+                  "most it can spend is what it spends at ratio 1.0: here "
+                  + " and ".join(f"{100 * e['gflops_fraction_mean']:.0f}% ({scope} scope)"
+                                 for e, scope in zip(its_full, SCOPES) if e)
+                  + " of the baseline's GFLOPs. Budgets above that cannot be matched for its, and the "
+                  "comparison below says so. In frame scope a block computes the union of the positions "
+                  "kept in any frame, so dropping different positions per frame saves little.", "",
+                  "Inverse transform sampling (its) minus each rival, paired by seed (points of top-1):", "",
+                  "| budget | scope | its − topk | its − random |", "|---|---|---|---|"]
+        for level in results["levels"]:
+            for scope in SCOPES:
+                cells = []
+                for other in ("topk", "random"):
+                    c = compare(summary, level, scope, other)
+                    cells.append(f"{c['mean']:+.1f} ± {c['std']:.1f} ({c['verdict']})" if c else "–")
+                lines.append(f"| {level:.0%} | {scope} | " + " | ".join(cells) + " |")
+        lines += ["", f"After a short ATS fine-tune at {results['finetune_level']:.0%} GFLOPs (tube scope; SGD, "
+                  "2 epochs from the baseline):", "", "| sampler | off-the-shelf | fine-tuned | recovered |",
+                  "|---|---|---|---|"]
+        for sampler in SAMPLERS:
+            before = _find(summary, sampler, "tube", results["finetune_level"])
+            after = _find(summary, sampler, "tube", results["finetune_level"], True)
+            if before and after:
+                gain = np.array(after["top1"]) - np.array(before["top1"])
+                lines.append(f"| {sampler} | {before['top1_mean']:.1f} ± {before['top1_std']:.1f} | "
+                             f"{after['top1_mean']:.1f} ± {after['top1_std']:.1f} | {gain.mean():+.1f} ± {gain.std():.1f} |")
+        lines.append("")
+    clutter_figure = plot_clutter(results, clutter_level, os.path.join(figures, "study_kept_vs_clutter.png"))
+    lines += ["## Kept tokens against clutter", "",
+              f"![kept positions against clutter](figures/{os.path.basename(clutter_figure)})", "",
+              f"Mean kept positions per ATS stage for its (tube) at the {clutter_level:.0%} budget, by the clip's "
+              "clutter level (0 plain background … 3 heavy texture and 4 moving distractors), mean over seeds:", ""]
+    for backbone in results["backbones"]:
+        table = clutter_table(results, backbone, clutter_level)
+        if not table:
+            continue
+        levels = sorted(table[0]["levels"])
+        lines += [f"**{backbone}**", "", "| block | " + " | ".join(f"clutter {k}" for k in levels) + " | trend |",
+                  "|---|" + "---|" * (len(levels) + 1)]
+        for stage in table:
+            values = [stage["levels"][k] for k in levels]
+            slope = float(np.polyfit(levels, values, 1)[0]) if len(levels) > 1 else 0.0
+            lines.append(f"| {stage['block']} | " + " | ".join(f"{v:.1f}" for v in values) +
+                         f" | {slope:+.2f} per level |")
+        lines.append("")
+    data = results["data"]
+    lines += ["## Method", "",
+              f"- Data: `make_synthetic_dataset` with {data}: {len(data['classes'])} classes, "
+              f"{data['videos_per_class']['train']} training and {data['videos_per_class']['val']} validation clips "
+              "per class, clutter levels cycled within each class.",
+              "- Models: `configs/synthetic/timesformer_tiny_48.yaml` and `configs/synthetic/xvit_tiny_48.yaml` "
+              "(48×48, 8 frames, patch 8), trained from scratch without ATS, one model per seed "
+              f"({', '.join(map(str, results['seeds']))}).",
+              "- ATS: TimeSformer blocks 1, 2, 3 (the tiny model has 6 blocks; the paper's 3, 4, 5 of 12 sit at "
+              "the same quarter of the depth, and would leave 50 % out of reach); XViT blocks 3 … 11; score "
+              "`cls_vnorm`. For each budget level "
+              "below 100 % the ratio is calibrated (`calibrate_ratio`, within 2 %) on "
+              f"{CALIBRATION_VIDEOS} training clips, separately for every sampler, scope and seed; at 100 % the "
+              "ratio is 1.0 (topk and random then keep everything; its keeps at most everything).",
+              "- Test: the validation split, 1 clip × 3 crops per video, mean softmax.",
+              "- Verdicts: 'better' / 'worse' only when the mean paired difference exceeds its spread and every "
+              "seed agrees; otherwise 'no clear difference'.",
+              f"- Wall time of the run that wrote this page: {results['seconds'] / 60:.1f} min on "
+              f"{results.get('cpu_count') or os.cpu_count()} CPU cores.", ""]
+    path = os.path.join(docs_dir, "results.md")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    return path
