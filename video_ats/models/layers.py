@@ -101,6 +101,21 @@ def linear(x: Tensor, layer: nn.Linear, activation: Optional[str] = None, residu
     return out if residual is None else residual + out
 
 
+def init_vit_weights(model: nn.Module) -> None:
+    """The ViT initialization both official codes use: position embedding and CLS token
+    truncated normal (std 0.02), every Linear truncated normal with zero bias, LayerNorm 1 / 0."""
+    nn.init.trunc_normal_(model.pos_embed, std=0.02)
+    nn.init.trunc_normal_(model.cls_token, std=0.02)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 class Mlp(nn.Module):
     """fc1 -> GELU -> dropout -> fc2 -> dropout, applied token-wise."""
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
-from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, linear
+from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, init_vit_weights, linear
 from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
                               stage_stats, token_rows, unpack)
 
@@ -182,16 +182,7 @@ class TimeSformer(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_vit_weights(self)
         # Temporal attention starts as an identity residual (the official zero init of temporal_fc).
         for block in self.blocks:
             nn.init.zeros_(block.temporal_fc.weight)

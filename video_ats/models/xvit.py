@@ -25,7 +25,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
-from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, linear
+from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, init_vit_weights, linear
 from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
                               stage_stats, token_rows, unpack, with_cls)
 
@@ -224,16 +224,7 @@ class XViT(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_vit_weights(self)
 
     def no_weight_decay(self) -> Sequence[str]:
         return ("pos_embed", "cls_token", "temp_embed", "consensus.cls_token")
