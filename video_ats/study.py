@@ -17,26 +17,27 @@ output folder (a trained model is not retrained), so a rerun only re-evaluates.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .ats import ATSOptions
-from .calibrate import calibrate_ratio
+from .calibrate import cache_clips, calibrate_ratio
 from .checkpoint import load_checkpoint
 from .config import build_model_from_cfg, load_config
 from .data import collate_views, make_synthetic_dataset
 from .engine import train
 from .engine.builders import build_dataset, video_subset
 from .engine.checkpointing import latest_checkpoint
+from .engine.distributed import DistContext
+from .engine.evaluator import evaluate as engine_evaluate
 from .engine.tester import write_json
-from .flops import gflops_from_stats, model_gflops
-from .visualize import read_clutter_levels
+from .flops import model_gflops
+from .visualize import clutter_of_views, collect_kept_tokens, kept_by_clutter, read_clutter_levels
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONES = {
@@ -68,45 +69,17 @@ def _say(progress: bool) -> Callable[..., None]:
     return (lambda *args: print(*args, flush=True)) if progress else (lambda *args: None)
 
 
-class Views:
-    """Test views decoded once: videos (N, C, T, H, W) in batches, labels and video index per view."""
-
-    def __init__(self, dataset, batch_size: int = 48):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=1,
-                                             collate_fn=collate_views)
-        self.batches: List[Tensor] = []
-        labels, videos = [], []
-        for batch in loader:
-            self.batches.append(batch["video"])
-            labels.append(batch["label"])
-            videos.append(batch["video_index"])
-        self.labels = torch.cat(labels)
-        self.video_index = torch.cat(videos)
+def decode_batches(dataset, batch_size: int = 48) -> List[dict]:
+    """Every view of ``dataset`` decoded once, as `collate_views` batches (evaluated many times)."""
+    return list(torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=1,
+                                            collate_fn=collate_views))
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, views: Views, num_classes: int) -> dict:
-    """1xN-view accuracy (mean softmax per video), GFLOPs per view and kept positions per stage.
-
-    Returns {top1, gflops_per_view, kept_per_view (views, stages) list, blocks}.
-    """
-    model.eval()
-    probs, gflops, kept = [], [], []
-    for batch in views.batches:
-        logits = model(batch)
-        probs.append(logits.softmax(-1))
-        stats = getattr(model, "ats_stats", None) or []
-        gflops.append(gflops_from_stats(model, stats, len(batch)) if stats else
-                      torch.full((len(batch),), model_gflops(model)))
-        kept.append(torch.stack([s["kept"].float() for s in stats], 1) if stats else torch.zeros(len(batch), 0))
-    probs = torch.cat(probs)
-    num_videos = int(views.video_index.max()) + 1
-    per_video = torch.zeros(num_videos, num_classes).index_add_(0, views.video_index, probs)
-    video_labels = torch.zeros(num_videos, dtype=torch.long).index_copy_(0, views.video_index, views.labels)
-    top1 = float((per_video.argmax(1) == video_labels).float().mean() * 100)
-    stats = getattr(model, "ats_stats", None) or []
-    return {"top1": top1, "gflops_per_view": float(torch.cat(gflops).mean()),
-            "kept_per_view": torch.cat(kept).tolist(), "blocks": [int(s["block"]) for s in stats]}
+def evaluate(model: nn.Module, batches: List[dict], labels: List[int], views_per_video: int) -> dict:
+    """1xN-view top-1 (mean softmax per video) and mean GFLOPs per view, by the engine's evaluator."""
+    result = engine_evaluate(model, batches, DistContext(device=torch.device("cpu")), ensemble_method="mean_softmax",
+                             views_per_video=views_per_video, labels=labels, progress=False)
+    return {"top1": result["top1"], "gflops_per_view": result["gflops_per_view_mean"]}
 
 
 def _model(cfg, checkpoint: str) -> nn.Module:
@@ -145,12 +118,13 @@ def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_
         cfg = load_config(config, common)
         test_set = build_dataset(cfg, "test")
         say(f"[study] {backbone}: decoding {len(test_set)} test views and {CALIBRATION_VIDEOS} calibration clips")
-        views = Views(test_set)
+        views = decode_batches(test_set)
+        score = (lambda m: evaluate(m, views, test_set.labels, test_set.num_views))
         calibration_cfg = load_config(config, common + ["TEST.NUM_SPATIAL_CROPS", "1",
                                                         "DATA.TEST_ANNOTATION", cfg.DATA.TRAIN_ANNOTATION])
-        calibration = Views(video_subset(build_dataset(calibration_cfg, "test"), CALIBRATION_VIDEOS, seed=0)).batches
-        clutter = np.array([levels_of_clips.get(os.path.realpath(r.path), -1) for r in test_set.records])
-        clutter_of_view = clutter[views.video_index.numpy()]
+        calibration = cache_clips(decode_batches(video_subset(build_dataset(calibration_cfg, "test"),
+                                                              CALIBRATION_VIDEOS, seed=0)))
+        video_paths = [record.path for record in test_set.records]
         rows = []
         for seed in seeds:
             run_dir = os.path.join(output_dir, backbone.lower(), f"seed{seed}")
@@ -161,7 +135,7 @@ def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_
             checkpoint = latest_checkpoint(base_dir)
             model = _model(cfg, checkpoint)
             full = model_gflops(model)
-            baseline = evaluate(model, views, num_classes)
+            baseline = score(model)
             rows.append({"seed": seed, "sampler": "none", "scope": "none", "level": 1.0, "finetuned": False,
                          "ratio": None, "top1": baseline["top1"], "gflops_per_view": baseline["gflops_per_view"],
                          "gflops_fraction": 1.0})
@@ -177,15 +151,17 @@ def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_
                                                     max_evaluations=14)
                             ratio, met = found.ratio, found.met
                         model.ats = _options(model, backbone, sampler, scope, ratio, seed)
-                        measured = evaluate(model, views, num_classes)
+                        measured = score(model)
                         ratios[(sampler, scope, level)] = ratio
                         row = {"seed": seed, "sampler": sampler, "scope": scope, "level": level, "finetuned": False,
                                "ratio": ratio, "calibrated": met, "top1": measured["top1"],
                                "gflops_per_view": measured["gflops_per_view"],
                                "gflops_fraction": measured["gflops_per_view"] / full,
-                               "blocks": measured["blocks"]}
+                               "blocks": list(model.ats.blocks)}
                         if sampler == "its" and scope == "tube":
-                            row["kept_by_clutter"] = _kept_by_clutter(measured, clutter_of_view)
+                            kept = collect_kept_tokens(model, views)
+                            row["kept_by_clutter"] = kept_by_clutter(
+                                kept, clutter_of_views(kept, video_paths, levels_of_clips))
                         rows.append(row)
                         say(f"[study] {backbone} seed {seed} {sampler:6s} {scope:5s} level {level:.2f}: ratio "
                             f"{ratio:.4f} -> {100 * row['gflops_fraction']:.1f}% GFLOPs, top-1 {row['top1']:.1f}")
@@ -201,7 +177,7 @@ def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_
                       progress=progress)
                 tuned = _model(cfg, latest_checkpoint(tune_dir))
                 tuned.ats = _options(tuned, backbone, sampler, "tube", ratio, seed)
-                measured = evaluate(tuned, views, num_classes)
+                measured = score(tuned)
                 rows.append({"seed": seed, "sampler": sampler, "scope": "tube", "level": FINETUNE_LEVEL,
                              "finetuned": True, "ratio": ratio, "top1": measured["top1"],
                              "gflops_per_view": measured["gflops_per_view"],
@@ -218,18 +194,6 @@ def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_
         write_report(results, docs_dir)
     say(f"[study] done in {results['seconds'] / 60:.1f} min")
     return results
-
-
-def _kept_by_clutter(measured: dict, clutter_of_view: np.ndarray) -> List[dict]:
-    """Mean kept positions per stage for each clutter level."""
-    kept = np.asarray(measured["kept_per_view"])
-    out = []
-    for stage, block in enumerate(measured["blocks"]):
-        out.append({"block": block, "levels": [
-            {"level": int(level), "mean": float(kept[clutter_of_view == level, stage].mean()),
-             "views": int((clutter_of_view == level).sum())}
-            for level in sorted(set(clutter_of_view.tolist())) if level >= 0]})
-    return out
 
 
 # --- Summaries, figures and the report --------------------------------------------------------
@@ -378,8 +342,8 @@ def write_report(results: dict, docs_dir: str) -> str:
         chance = 100 / len(results["data"]["classes"])
         lines += [f"## Tiny {backbone}", ""]
         if base["top1_mean"] < chance + 5:
-            lines += [f"**This baseline did not learn**: its top-1 is within 5 points of chance, so every number "
-                      f"below compares chance-level models and says nothing about the samplers.", ""]
+            lines += ["**This baseline did not learn**: its top-1 is within 5 points of chance, so every number "
+                      "below compares chance-level models and says nothing about the samplers.", ""]
         else:
             lines += ["In plain words (tube scope, paired by seed; see the verdict rule in the method):", ""]
             for level in results["levels"]:
