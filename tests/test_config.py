@@ -78,3 +78,12 @@ def test_every_shipped_config_loads_and_builds_on_meta(path):
     with torch.device("meta"):
         model = build_model_from_cfg(cfg)
     assert model.num_classes == cfg.MODEL.NUM_CLASSES
+
+
+def test_the_xvit_consensus_is_chosen_in_the_config():
+    cfg = load_config(None, ["MODEL.NAME", "xvit_tiny", "MODEL.DEPTH", "2", "MODEL.CONSENSUS", "avg"])
+    model = build_model_from_cfg(cfg)
+    assert model.consensus_type == "avg" and [name for name, _ in model.consensus.named_parameters()] == \
+        ["fc.weight", "fc.bias"]
+    with pytest.raises(ValueError, match="consensus 'mean' must be one of"):
+        build_model_from_cfg(load_config(None, ["MODEL.NAME", "xvit_tiny", "MODEL.CONSENSUS", "mean"]))

@@ -208,3 +208,15 @@ def test_flops_tool_reads_the_test_set_with_a_class_list_relative_to_the_data_fo
     report = json.loads(path.read_text())
     assert report["ats"]["gflops_per_view"]["count"] == 6 and report["ats"]["gflops_per_video"]["count"] == 2
     assert report["ats"]["gflops_per_view"]["max"] <= report["no_ats"]["gflops_per_view"]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_the_xvit_avg_consensus_is_counted_like_fvcore_counts_it(sampler):
+    model = tiny_model("xvit_tiny", ats=dict(sampler=sampler, ratio=0.6, blocks=[2, 3]), depth=4, consensus="avg")
+    clips = varied_clips()
+    alone = [fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))]
+    assert clip_gflops(model, clips).tolist() == pytest.approx(alone, rel=1e-6)
+    plain = tiny_model("xvit_tiny", depth=4, consensus="avg")
+    vit = tiny_model("xvit_tiny", depth=4)
+    assert model_gflops(plain) == pytest.approx(fvcore_gflops(plain, clips[:1]), rel=1e-9)
+    assert model_gflops(plain) < model_gflops(vit)       # one Linear instead of a transformer block + MLP

@@ -126,6 +126,24 @@ def test_xvit_backbone_feeds_a_timesformer_head_with_the_consensus_features():
     assert torch.isfinite(losses["loss_cls"])
 
 
+def test_the_avg_consensus_backbone_gives_the_mean_frame_feature_to_the_head():
+    model = MODELS.build(dict(
+        type="Recognizer3D",
+        backbone=dict(type="VideoATSXViT", preset="xvit_tiny", depth=2, consensus="avg"),
+        cls_head=dict(type="TimeSformerHead", num_classes=5, in_channels=96),
+        data_preprocessor=dict(type="ActionDataPreprocessor", mean=[114.75] * 3, std=[57.375] * 3,
+                               format_shape="NCTHW")))
+    model.init_weights()
+    assert model.backbone.feature_dim == 96
+    ours = build_model("xvit_tiny", num_classes=5, depth=2, consensus="avg").eval()
+    assert load_checkpoint(ours, model.state_dict()).source == "mmaction2"
+    model.eval()
+    video = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        logits, _ = model.extract_feat(video[:, None], stage="head")
+        assert torch.allclose(logits, ours(video), atol=1e-5, rtol=0)
+
+
 def test_a_preset_of_the_other_backbone_is_refused():
     with pytest.raises(ValueError, match="unknown TimeSformer preset 'xvit_tiny'; valid presets are"):
         MODELS.build(dict(type="VideoATSTimeSformer", preset="xvit_tiny"))

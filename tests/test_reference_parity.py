@@ -72,3 +72,42 @@ def test_ats_keeping_everything_matches_the_official_code(scope):
         with torch.no_grad():
             logits = model(fixture["input"])
         assert torch.allclose(logits, fixture["logits"], atol=1e-5, rtol=0)
+
+
+def official_avg_checkpoint(fixture, dropout: bool):
+    """The fixture's weights as the official builder saves them with ``CONSENSUS_TYPE: avg``.
+
+    The avg ConsensusModule has no parameters, so no ``consensus.*`` keys; the per-frame
+    classifier is ``new_fc`` when MODEL.DROPOUT_RATE > 0 (``base_model.head`` is then a Dropout)
+    and ``base_model.head`` itself when the rate is 0.
+    """
+    state = {key: value for key, value in fixture["checkpoint"]["model_state"].items()
+             if not key.startswith("consensus.")}
+    if not dropout:
+        state = {(key.replace("new_fc.", "base_model.head.") if key.startswith("new_fc.") else key): value
+                 for key, value in state.items()}
+    return dict(fixture["checkpoint"], model_state=state)
+
+
+@pytest.mark.parametrize("dropout", [True, False])
+def test_the_avg_consensus_matches_the_official_per_frame_classifier(dropout):
+    # The official avg forward: new_fc on each frame's features, then the mean over the frames
+    # of a segment (the whole clip when num_frames == num_segments, the only case it supports).
+    fixture = load("official_xvit_tiny")
+    config = fixture["config"]
+    checkpoint = official_avg_checkpoint(fixture, dropout)
+    classifier = "new_fc." if dropout else "base_model.head."
+    weight, bias = (checkpoint["model_state"][classifier + name] for name in ("weight", "bias"))
+    expected = (fixture["frame_features"] @ weight.T + bias).mean(dim=1)
+    model = build_model("xvit_tiny", num_classes=config["num_classes"], img_size=config["img_size"],
+                        patch_size=config["patch_size"], num_frames=config["num_frames"],
+                        num_segments=config["num_segments"], shift_div=config["shift_div"],
+                        embed_dim=config["embed_dim"], depth=config["depth"], num_heads=config["num_heads"],
+                        temp_embed_frames=config["vit_num_frames"], consensus="avg")
+    report = load_checkpoint(model, checkpoint)
+    assert report.source == "xvit_official" and not report.ignored
+    assert torch.equal(model.consensus.fc.weight.detach(), weight)
+    with torch.no_grad():
+        logits = model.eval()(fixture["input"])
+    assert torch.allclose(logits, expected, atol=1e-5, rtol=0)
+    assert not torch.allclose(logits, fixture["logits"], atol=1e-2)     # not the 'vit' head's answer

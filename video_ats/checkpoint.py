@@ -65,6 +65,15 @@ EXPECTED = {
 # The classifier of each backbone (the keys drop_head is about).
 HEAD_KEYS = {"TimeSformer": ("head.weight", "head.bias"),
              "XViT": ("consensus.mlp_head.4.weight", "consensus.mlp_head.4.bias")}
+# XViT with the official "avg" consensus: one Linear over the per-frame features.
+AVG_HEAD_KEYS = ("consensus.fc.weight", "consensus.fc.bias")
+
+
+def head_keys(family: str, *states: Mapping[str, Any]) -> Tuple[str, str]:
+    """The classifier keys of ``family``; XViT's are ``consensus.fc`` when any of ``states`` has them."""
+    if family == "XViT" and any(AVG_HEAD_KEYS[0] in state for state in states):
+        return AVG_HEAD_KEYS
+    return HEAD_KEYS[family]
 
 
 class CheckpointError(ValueError):
@@ -415,10 +424,18 @@ def map_timesformer_official(state: Mapping[str, Tensor], family: str, target: M
 
 
 def map_xvit_official(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
-    """Official XViT: ``base_model.`` + our backbone names, ``consensus.*`` as ours, ``new_fc`` unused."""
+    """Official XViT: ``base_model.`` + our backbone names, then by its consensus type.
+
+    ``vit`` (the checkpoint has ``consensus.*``): those keys as ours, ``new_fc`` unused. ``avg``
+    (no ``consensus.*``, a per-frame classifier): ``new_fc`` (dropout rate > 0) or
+    ``base_model.head`` (dropout rate 0) becomes ``consensus.fc``.
+    """
     mapped = MappedState(state={})
+    average = not _has_prefix(state, "consensus.")
     for key, value in state.items():
-        if key.startswith("base_model."):
+        if average and key.startswith(("new_fc.", "base_model.head.")):
+            mapped.state["consensus.fc." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("base_model."):
             mapped.state[key[len("base_model."):]] = value
         elif key.startswith("consensus."):
             mapped.state[key] = value
@@ -443,7 +460,8 @@ def map_mmaction2(state: Mapping[str, Tensor], family: str, target: Mapping[str,
     mmaction2's TimeSformer: §3.1 table (``transformer_layers.layers.i.attentions.0`` = temporal,
     ``attentions.1`` = spatial, ``ffns.0`` = MLP), ``cls_head.fc_cls`` = our ``head``. Our
     backbones registered by `video_ats.integrations.mmaction`: ``backbone.`` + our names, and
-    ``cls_head.fc_cls`` is the classifier (``head``, or XViT's ``consensus.mlp_head.4``).
+    ``cls_head.fc_cls`` is the classifier (``head``, or XViT's ``consensus.mlp_head.4`` or, with the
+    ``avg`` consensus, ``consensus.fc``).
     """
     if _has_prefix(state, _MM_BLOCK_PREFIX, "backbone.patch_embed.projection."):
         if any(re.match(re.escape(_MM_BLOCK_PREFIX) + r"\d+\.norms\.", key) for key in state):
@@ -455,7 +473,7 @@ def map_mmaction2(state: Mapping[str, Tensor], family: str, target: Mapping[str,
             return mapped
         return _rename(state, _MM_TOP, _MM_BLOCK_PREFIX, _MM_BLOCK)
     backbone = {key[len("backbone."):]: value for key, value in state.items() if key.startswith("backbone.")}
-    head = HEAD_KEYS[_family_of(backbone) or family]
+    head = head_keys(_family_of(backbone) or family, target)
     mapped = MappedState(state=backbone)
     for key, value in state.items():
         if key in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"):
@@ -577,7 +595,7 @@ def _resize_embeddings(state: Dict[str, Tensor], target: Mapping[str, Tensor],
 
 def _handle_head(state: Dict[str, Tensor], target: Mapping[str, Tensor], family: str, drop_head: bool,
                  report: LoadReport, where: str) -> None:
-    keys = HEAD_KEYS[family]
+    keys = head_keys(family, state, target)
     in_checkpoint = [key for key in keys if key in state]
     in_model = [key for key in keys if key in target]
     # Only the class count decides here; another feature width is an architecture mismatch
@@ -735,7 +753,7 @@ def checkpoint_num_classes(path_or_state_dict: Union[str, os.PathLike, Mapping[s
     if detected == "timm_vit":
         return None                      # its ImageNet classifier is never used
     mapped = _MAPPERS[detected](raw, "TimeSformer", {})
-    weight = mapped.state.get(HEAD_KEYS[_family_of(mapped.state) or "TimeSformer"][0])
+    weight = mapped.state.get(head_keys(_family_of(mapped.state) or "TimeSformer", mapped.state)[0])
     return None if weight is None else int(weight.shape[0])
 
 

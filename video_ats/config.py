@@ -47,6 +47,9 @@ _C.MODEL.SHIFT_DIV = None
 _C.MODEL.NUM_SEGMENTS = None
 _C.MODEL.TEMP_EMBED_FRAMES = None
 _C.MODEL.HEAD_DROPOUT = None
+# "vit" (a temporal transformer over the per-frame CLS features, the official default) or "avg"
+# (a Linear per frame, logits averaged: the official CONSENSUS_TYPE avg).
+_C.MODEL.CONSENSUS = None
 # A checkpoint to start from (any format video_ats.load_checkpoint reads), and its format.
 _C.MODEL.PRETRAINED = ""
 _C.MODEL.PRETRAINED_SOURCE = "auto"
@@ -234,7 +237,7 @@ _MODEL_KEYS = {
     "DEPTH": "depth", "NUM_HEADS": "num_heads", "MLP_RATIO": "mlp_ratio", "QKV_BIAS": "qkv_bias",
     "DROP_RATE": "drop_rate", "ATTN_DROP_RATE": "attn_drop_rate", "DROP_PATH_RATE": "drop_path_rate",
     "SHIFT_DIV": "shift_div", "NUM_SEGMENTS": "num_segments", "TEMP_EMBED_FRAMES": "temp_embed_frames",
-    "HEAD_DROPOUT": "head_dropout",
+    "HEAD_DROPOUT": "head_dropout", "CONSENSUS": "consensus",
 }
 
 

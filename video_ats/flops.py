@@ -269,6 +269,8 @@ def _per_clip_macs(model: nn.Module, widths: list) -> Tensor:
             total = total + _linear(block.attn.proj, frames * queries)
             total = total + _mlp(block.mlp, frames * queries)
         head = model.consensus
+        if model.consensus_type == "avg":
+            return total + _linear(head.fc, 1)                                      # Linear of the frame mean
         sequence = 1 + frames                                                       # head CLS + frames
         for block in head.temporal_encoder:
             total = total + _linear(block.attn.qkv, sequence) + sequence * sequence * 2 * dim

@@ -97,14 +97,20 @@ class VideoATSXViT(_PretrainedMixin, XViT):
     ``forward``: (N, 3, T, H, W) -> the temporal-attention head's features (N, head_mlp_dim),
     i.e. XViT's consensus head up to its last Linear (LayerNorm, Linear, GELU, Dropout), so
     ``TimeSformerHead(in_channels=head_mlp_dim, dropout_ratio=0)`` is that last Linear.
-    ``head_mlp_dim`` defaults to embed_dim (768 for the B/16 presets).
+    ``head_mlp_dim`` defaults to embed_dim (768 for the B/16 presets). With ``consensus="avg"``
+    the features are the mean of the per-frame CLS features (N, embed_dim).
     """
 
     def __init__(self, preset: str = "xvit_b16_16", ats: Optional[Mapping[str, Any]] = None,
                  pretrained: Optional[str] = None, pretrained_source: str = "auto", **overrides: Any):
         super().__init__(num_classes=1, ats=_options(ats), **_architecture(preset, XViT, overrides))
-        self.feature_dim = self.consensus.mlp_head[4].in_features
-        self.consensus.mlp_head[4] = nn.Identity()    # mmaction2's cls_head is the classifier
+        # mmaction2's cls_head is the classifier: the consensus head loses its last Linear.
+        if self.consensus_type == "avg":
+            self.feature_dim = self.consensus.fc.in_features
+            self.consensus.fc = nn.Identity()
+        else:
+            self.feature_dim = self.consensus.mlp_head[4].in_features
+            self.consensus.mlp_head[4] = nn.Identity()
         self.num_classes = 0
         self.pretrained, self.pretrained_source = pretrained, pretrained_source
 

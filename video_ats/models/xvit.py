@@ -9,7 +9,9 @@ Kinetics setting of 8 makes a 16-frame clip two independent 8-frame groups). In 
 head channels: channels [0, fold) come from frame t+1, [fold, 2 fold) from frame t-1 (zeros
 at the edges of a segment), fold = embed_dim / shift_div; queries are not shifted. The
 per-frame CLS features pass a dropout and a one-block temporal transformer with its own CLS
-(the "consensus" head), then an MLP head.
+(the "consensus" head, the official ``CONSENSUS_TYPE: vit``), then an MLP head; or, with
+``consensus="avg"`` (the official ``CONSENSUS_TYPE: avg``), one Linear classifies each frame and the
+logits are averaged over the frames.
 
 ATS runs in the attention of the chosen blocks (the paper's 3..11): the CLS rows of all frames
 score the spatial positions, the sampled positions are kept in every frame (``tube``) or per
@@ -182,6 +184,31 @@ class TemporalHead(nn.Module):
         return self.mlp_head(x[:, 0])
 
 
+class FrameAverageHead(nn.Module):
+    """The official ``avg`` consensus: a Linear per frame, logits averaged over the frames.
+
+    Computed as the Linear of the frames' mean feature, which is the same number (a Linear
+    commutes with the mean) for one matrix product instead of T. ``fc`` is the official
+    ``new_fc`` (or ``base_model.head`` when the official dropout rate is 0), initialised as
+    there: normal with std 0.001, zero bias.
+    """
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(dim, num_classes)
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.fc.weight, std=0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, frame_features: Tensor) -> Tensor:
+        """(B, T, d) -> logits (B, num_classes)."""
+        return self.fc(frame_features.mean(dim=1))
+
+
+CONSENSUS_TYPES = ("vit", "avg")
+
+
 class XViT(nn.Module):
     """XViT for clips of shape (B, 3, num_frames, img_size, img_size).
 
@@ -194,7 +221,7 @@ class XViT(nn.Module):
                  depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  head_dropout: float = 0.5, head_mlp_dim: Optional[int] = None, temp_embed_frames: Optional[int] = None,
-                 ats: Optional[dict] = None):
+                 consensus: str = "vit", ats: Optional[dict] = None):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
@@ -202,6 +229,8 @@ class XViT(nn.Module):
         for name, group in (("num_segments", num_segments), ("temp_embed_frames", temp_embed_frames)):
             if num_frames % group:
                 raise ValueError(f"num_frames {num_frames} must be a multiple of {name} {group}")
+        if consensus not in CONSENSUS_TYPES:
+            raise ValueError(f"consensus {consensus!r} must be one of {CONSENSUS_TYPES}")
         if embed_dim % shift_div or 2 * (embed_dim // shift_div) > embed_dim:
             raise ValueError(f"shift_div {shift_div} must divide embed_dim {embed_dim} and be at least 2")
         self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
@@ -218,16 +247,22 @@ class XViT(nn.Module):
             for rate in drop_path_rates(drop_path_rate, depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(head_dropout)
-        self.consensus = TemporalHead(embed_dim, num_heads, num_classes, head_mlp_dim, dropout=head_dropout)
+        self.consensus_type = consensus
+        if consensus == "vit":
+            self.consensus = TemporalHead(embed_dim, num_heads, num_classes, head_mlp_dim, dropout=head_dropout)
+        else:
+            self.consensus = FrameAverageHead(embed_dim, num_classes)
         self.ats = None if ats is None else ATSOptions.from_dict(ats, depth, DEFAULT_ATS_BLOCKS)
         self.ats_stats: List[dict] = []
         self._init_weights()
 
     def _init_weights(self) -> None:
         init_vit_weights(self)
+        if isinstance(self.consensus, FrameAverageHead):
+            self.consensus.reset_parameters()
 
     def no_weight_decay(self) -> Sequence[str]:
-        return ("pos_embed", "cls_token", "temp_embed", "consensus.cls_token")
+        return ("pos_embed", "cls_token", "temp_embed") + (("consensus.cls_token",) if self.consensus_type == "vit" else ())
 
     def ats_blocks(self) -> Tuple[int, ...]:
         return () if self.ats is None else self.ats.blocks
