@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from video_ats import build_model, load_checkpoint
+from video_ats.checkpoint import checkpoint_num_classes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -106,6 +107,7 @@ def test_the_avg_consensus_matches_the_official_per_frame_classifier(dropout):
                         temp_embed_frames=config["vit_num_frames"], consensus="avg")
     report = load_checkpoint(model, checkpoint)
     assert report.source == "xvit_official" and not report.ignored
+    assert checkpoint_num_classes(checkpoint) == config["num_classes"]
     assert torch.equal(model.consensus.fc.weight.detach(), weight)
     with torch.no_grad():
         logits = model.eval()(fixture["input"])

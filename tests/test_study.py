@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from video_ats.study import SAMPLERS, SCOPES, compare, run_study, summarize
+from video_ats.study import ITS_LEVEL, SAMPLERS, SCOPES, compare, run_study, summarize
 
 pytestmark = pytest.mark.usefixtures("viz_one_thread")
 
@@ -20,7 +20,13 @@ def test_a_small_study_measures_every_setting_and_writes_the_report(tmp_path):
     assert set(results["backbones"]) == {"TimeSformer", "XViT"}
     for backbone, entry in results["backbones"].items():
         rows = entry["rows"]
-        assert len(rows) == 1 + len(SAMPLERS) * len(SCOPES) * 2 + len(SAMPLERS)
+        assert len(rows) == 1 + len(SAMPLERS) * len(SCOPES) * 2 + len(SAMPLERS) + len(SAMPLERS)
+        # topk and random are matched to what its spends at ratio 1.0 (tube)
+        own = {row["sampler"]: row for row in rows if row["level"] == ITS_LEVEL}
+        assert set(own) == set(SAMPLERS) and own["its"]["ratio"] == 1.0
+        for sampler in ("topk", "random"):
+            if own[sampler]["calibrated"]:
+                assert own[sampler]["gflops_fraction"] == pytest.approx(own["its"]["gflops_fraction"], abs=0.1)
         for row in rows:
             assert 0.0 <= row["top1"] <= 100.0
         for row in rows:
@@ -33,6 +39,7 @@ def test_a_small_study_measures_every_setting_and_writes_the_report(tmp_path):
         assert clutter and {entry["level"] for entry in clutter[0][0]["levels"]} == {0, 3}
     report = (tmp_path / "docs" / "results.md").read_text()
     assert "its − topk" in report and "Kept tokens against clutter" in report
+    assert "At the budget its spends at ratio 1.0" in report and "| its's own | tube |" in report
     for name in ("study_timesformer.png", "study_xvit.png", "study_kept_vs_clutter.png"):
         assert (tmp_path / "docs" / "figures" / name).stat().st_size > 1000
     assert json.loads((tmp_path / "runs" / "study.json").read_text())["seeds"] == [0]
