@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from video_ats.study import ITS_LEVEL, SAMPLERS, SCOPES, compare, run_study, summarize
+from video_ats.study import ITS_LEVEL, SAMPLERS, SCOPES, compare, learned_rows, run_study, summarize
 
 pytestmark = pytest.mark.usefixtures("viz_one_thread")
 
@@ -82,3 +82,16 @@ def test_the_report_is_rewritten_from_study_json(tmp_path, capsys):
     report = (tmp_path / "docs" / "results.md").read_text()
     assert "| 50% | tube |" in report and "+1.33 per level" in report
     assert (tmp_path / "docs" / "figures" / "study_timesformer.png").exists()
+
+
+def test_a_seed_whose_baseline_did_not_learn_is_left_out_of_the_comparisons():
+    def baseline(seed, top1):
+        return {"sampler": "none", "scope": "none", "level": 1.0, "finetuned": False, "top1": top1, "seed": seed}
+    rows = [baseline(0, 50.0), baseline(1, 17.0), baseline(2, 45.0), _row("its", 40, 0), _row("its", 17, 1),
+            _row("its", 41, 2)]
+    results = {"data": {"classes": list("abcdef")}, "backbones": {"XViT": {"rows": rows}}}
+    kept, failed = learned_rows(results, "XViT")
+    assert failed == [1] and {r["seed"] for r in kept} == {0, 2} and len(kept) == 4
+    # none learned: nothing is left out (the report says the baseline did not learn)
+    results["backbones"]["XViT"]["rows"] = [baseline(0, 18.0), _row("its", 17, 0)]
+    assert learned_rows(results, "XViT") == (results["backbones"]["XViT"]["rows"], [])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -221,6 +221,21 @@ def run_study(output_dir: str = "runs/study", data_root: str = "cache/synthetic_
 
 # --- Summaries, figures and the report --------------------------------------------------------
 
+LEARNED_MARGIN = 5.0      # a baseline within this many points of chance has not learned
+
+
+def learned_rows(results: dict, backbone: str) -> Tuple[List[dict], List[int]]:
+    """The backbone's rows of the seeds whose baseline learned (top-1 at least LEARNED_MARGIN
+    points above chance), and the seeds left out. When no seed learned, every row is kept (the
+    report then says the baseline did not learn)."""
+    rows = results["backbones"][backbone]["rows"]
+    chance = 100.0 / len(results["data"]["classes"])
+    failed = sorted(r["seed"] for r in rows if r["sampler"] == "none" and r["top1"] < chance + LEARNED_MARGIN)
+    if len(failed) == len({r["seed"] for r in rows}):
+        return list(rows), []
+    return [r for r in rows if r["seed"] not in failed], failed
+
+
 def summarize(rows: Sequence[dict]) -> List[dict]:
     """Mean and standard deviation over seeds of each (sampler, scope, level, finetuned)."""
     groups: Dict[tuple, List[dict]] = {}
@@ -273,19 +288,25 @@ def plot_backbone(results: dict, backbone: str, path: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = summarize(results["backbones"][backbone]["rows"])
+    rows, failed = learned_rows(results, backbone)
+    summary = summarize(rows)
     figure, axis = plt.subplots(figsize=(6.4, 4.4))
     colors = {"its": "tab:blue", "topk": "tab:orange", "random": "tab:green"}
     base = _find(summary, "none", "none", 1.0)
     for sampler in SAMPLERS:
         for scope, style in (("tube", "-"), ("frame", "--")):
             entries = sorted((e for e in summary if e["sampler"] == sampler and e["scope"] == scope
-                              and not e["finetuned"] and not (sampler == "its" and e["level"] == ITS_LEVEL)),
+                              and not e["finetuned"] and e["level"] != ITS_LEVEL),
                              key=lambda e: -e["gflops_fraction_mean"])
             if entries:
                 axis.errorbar([100 * e["gflops_fraction_mean"] for e in entries], [e["top1_mean"] for e in entries],
                               yerr=[e["top1_std"] for e in entries], color=colors[sampler], linestyle=style,
                               marker="o", capsize=3, label=f"{sampler} ({scope})")
+        own = _find(summary, sampler, "tube", ITS_LEVEL)
+        if own and sampler != "its":
+            axis.errorbar([100 * own["gflops_fraction_mean"]], [own["top1_mean"]], yerr=[own["top1_std"]],
+                          color=colors[sampler], marker="D", markersize=6, capsize=3, linestyle="none",
+                          label=f"{sampler} at its's budget")
         tuned = _find(summary, sampler, "tube", results["finetune_level"], True)
         if tuned:
             axis.errorbar([100 * tuned["gflops_fraction_mean"]], [tuned["top1_mean"]], yerr=[tuned["top1_std"]],
@@ -297,7 +318,9 @@ def plot_backbone(results: dict, backbone: str, path: str) -> str:
                  label="chance")
     axis.set_xlabel("GFLOPs per view (% of the model without ATS)")
     axis.set_ylabel("top-1 (%), 1x3 views")
-    axis.set_title(f"tiny {backbone} on the synthetic dataset ({len(results['seeds'])} seeds)")
+    used = len({r["seed"] for r in rows})
+    seeds = f"{used} seeds" if not failed else f"{used} of {used + len(failed)} seeds; {len(failed)} did not learn"
+    axis.set_title(f"tiny {backbone} on the synthetic dataset ({seeds})", fontsize=10)
     axis.legend(fontsize=7, ncol=2)
     axis.grid(alpha=0.3)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -309,7 +332,7 @@ def plot_backbone(results: dict, backbone: str, path: str) -> str:
 
 def clutter_table(results: dict, backbone: str, level: float) -> List[dict]:
     """Mean kept positions per stage and clutter level for its (tube) at one budget, over seeds."""
-    rows = [r for r in results["backbones"][backbone]["rows"]
+    rows = [r for r in learned_rows(results, backbone)[0]
             if r["sampler"] == "its" and r["scope"] == "tube" and r["level"] == level and not r["finetuned"]]
     if not rows:
         return []
@@ -360,12 +383,20 @@ def write_report(results: dict, docs_dir: str) -> str:
         "",
     ]
     for backbone, entry in results["backbones"].items():
-        summary = summarize(entry["rows"])
+        rows, failed = learned_rows(results, backbone)
+        summary = summarize(rows)
         figure = plot_backbone(results, backbone, os.path.join(figures, f"study_{backbone.lower()}.png"))
         base = _find(summary, "none", "none", 1.0)
         chance = 100 / len(results["data"]["classes"])
         lines += [f"## Tiny {backbone}", ""]
-        if base["top1_mean"] < chance + 5:
+        if failed:
+            every = [r for r in entry["rows"] if r["sampler"] == "none"]
+            lines += [f"**Seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} did not learn** (baseline "
+                      "top-1 " + ", ".join(f"{r['top1']:.1f}" for r in every if r["seed"] in failed) +
+                      f" %, chance {chance:.1f} %): a model that learned nothing cannot tell the samplers apart, so "
+                      f"the tables, verdicts and figures below are over the {len(set(r['seed'] for r in rows))} "
+                      "seeds that learned; every row of the left-out seeds is in `study.json`.", ""]
+        if base["top1_mean"] < chance + LEARNED_MARGIN:
             lines += ["**This baseline did not learn**: its top-1 is within 5 points of chance, so every number "
                       "below compares chance-level models and says nothing about the samplers.", ""]
         else:
@@ -485,7 +516,9 @@ def write_report(results: dict, docs_dir: str) -> str:
               "random are calibrated to for the one comparison where its always matches.",
               "- Test: the validation split, 1 clip × 3 crops per video, mean softmax.",
               "- Verdicts: 'better' / 'worse' only when the mean paired difference exceeds its spread and every "
-              "seed agrees; otherwise 'no clear difference'.",
+              "seed agrees; otherwise 'no clear difference'. A seed whose baseline stayed within "
+              f"{LEARNED_MARGIN:.0f} points of chance is left out of its backbone's tables, verdicts and figures "
+              "(and named there).",
               f"- Wall time of the run that wrote this page: {results['seconds'] / 60:.1f} min on "
               f"{results.get('cpu_count') or os.cpu_count()} CPU cores (models already trained in the output "
               "folder are reused, not retrained).", ""]
