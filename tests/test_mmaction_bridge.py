@@ -103,19 +103,22 @@ def test_a_recognizer_trained_through_the_bridge_loads_back_into_our_model(confi
         assert torch.allclose(logits, ours(video), atol=1e-5, rtol=0)
 
 
-def test_xvit_backbone_feeds_a_timesformer_head_with_the_consensus_features():
+@pytest.mark.parametrize("options", [dict(ats=dict(ratio=0.5)), dict(depth=2, consensus="avg")],
+                         ids=["vit_consensus_with_ats", "avg_consensus"])
+def test_xvit_backbone_feeds_a_timesformer_head_with_the_consensus_features(options):
     from video_ats.integrations.mmaction import VideoATSXViT
 
     model = MODELS.build(dict(
         type="Recognizer3D",
-        backbone=dict(type="VideoATSXViT", preset="xvit_tiny", ats=dict(ratio=0.5)),
+        backbone=dict(type="VideoATSXViT", preset="xvit_tiny", **options),
         cls_head=dict(type="TimeSformerHead", num_classes=5, in_channels=96),
         data_preprocessor=dict(type="ActionDataPreprocessor", mean=[114.75] * 3, std=[57.375] * 3,
                                format_shape="NCTHW")))
     model.init_weights()
+    # vit: the temporal head's features before its last Linear; avg: the mean frame feature.
     assert isinstance(model.backbone, VideoATSXViT) and model.backbone.feature_dim == 96
     # Backbone + mmaction2 head compute exactly our XViT, whose last Linear is cls_head.fc_cls.
-    ours = build_model("xvit_tiny", num_classes=5, ats=dict(ratio=0.5)).eval()
+    ours = build_model("xvit_tiny", num_classes=5, **options).eval()
     assert load_checkpoint(ours, model.state_dict()).source == "mmaction2"
     model.eval()
     video = torch.randn(2, 3, 8, 64, 64)
@@ -124,24 +127,6 @@ def test_xvit_backbone_feeds_a_timesformer_head_with_the_consensus_features():
         assert torch.allclose(logits, ours(video), atol=1e-5, rtol=0)
     losses = model.train_step(batch(), build_optim_wrapper(model, dict(optimizer=dict(type="SGD", lr=0.01))))
     assert torch.isfinite(losses["loss_cls"])
-
-
-def test_the_avg_consensus_backbone_gives_the_mean_frame_feature_to_the_head():
-    model = MODELS.build(dict(
-        type="Recognizer3D",
-        backbone=dict(type="VideoATSXViT", preset="xvit_tiny", depth=2, consensus="avg"),
-        cls_head=dict(type="TimeSformerHead", num_classes=5, in_channels=96),
-        data_preprocessor=dict(type="ActionDataPreprocessor", mean=[114.75] * 3, std=[57.375] * 3,
-                               format_shape="NCTHW")))
-    model.init_weights()
-    assert model.backbone.feature_dim == 96
-    ours = build_model("xvit_tiny", num_classes=5, depth=2, consensus="avg").eval()
-    assert load_checkpoint(ours, model.state_dict()).source == "mmaction2"
-    model.eval()
-    video = torch.randn(2, 3, 8, 64, 64)
-    with torch.no_grad():
-        logits, _ = model.extract_feat(video[:, None], stage="head")
-        assert torch.allclose(logits, ours(video), atol=1e-5, rtol=0)
 
 
 def test_a_preset_of_the_other_backbone_is_refused():
