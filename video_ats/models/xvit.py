@@ -262,7 +262,8 @@ class XViT(nn.Module):
             self.consensus.reset_parameters()
 
     def no_weight_decay(self) -> Sequence[str]:
-        return ("pos_embed", "cls_token", "temp_embed") + (("consensus.cls_token",) if self.consensus_type == "vit" else ())
+        head = ("consensus.cls_token",) if self.consensus_type == "vit" else ()
+        return ("pos_embed", "cls_token", "temp_embed") + head
 
     def ats_blocks(self) -> Tuple[int, ...]:
         return () if self.ats is None else self.ats.blocks
