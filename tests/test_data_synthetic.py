@@ -78,9 +78,11 @@ def test_clip_metadata_records_clutter_cycling_over_each_class(tiny_dataset):
 def test_same_seed_gives_the_same_dataset(tiny_dataset, tmp_path):
     again = make_synthetic_dataset(tmp_path / "again", **TINY)
     assert rows(again.clips) == rows(tiny_dataset.clips)
-    path = rows(again.clips)[3][0]
-    with av.open(str(again.root / path)) as a, av.open(str(tiny_dataset.root / path)) as b:
-        assert np.array_equal(next(a.decode(video=0)).to_ndarray(), next(b.decode(video=0)).to_ndarray())
+    # Every clip byte for byte: libx264's macroblock-tree rate control made the later frames of
+    # the same clips differ from run to run, while the first frames still agreed.
+    paths = [row[0] for row in rows(again.clips)[1:]]
+    assert paths and all((again.root / path).read_bytes() == (tiny_dataset.root / path).read_bytes()
+                         for path in paths)
 
 
 def test_other_seed_gives_other_clips(tiny_dataset, tmp_path):
