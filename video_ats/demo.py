@@ -30,6 +30,9 @@ CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 DEMO_DATA = dict(classes=("move sideways", "bounce up and down", "spin", "circle", "pulse", "stay still"),
                  videos_per_class={"train": 80, "val": 16}, num_frames=32, height=64, width=86, fps=16,
                  object_size=0.3, clutter_levels=(0, 1, 2), seed=0)
+# The baseline trains 24 epochs, as the sampling study's: with the config's 12 the model sat at
+# chance on this data (17.7 % top-1 on a fresh clone); with 24 it reached 61.5 % (measured).
+DEMO_EPOCHS = ["SOLVER.MAX_EPOCH", "24"]
 # ATS in blocks 3, 4, 5 of the tiny model: inverse transform sampling, budget half the positions.
 DEMO_ATS = ["ATS.ENABLE", "True", "ATS.RATIO", "0.5", "ATS.SAMPLER", "its", "ATS.SCOPE", "tube"]
 # The short ATS fine-tune: SGD from the baseline, low learning rate, cosine, as the paper does.
@@ -54,7 +57,7 @@ def run_demo(data_root: str = "cache/synthetic_demo", output_dir: str = "runs/de
 
     baseline_dir = os.path.join(output_dir, "baseline")
     say(f"[2/5] training a tiny TimeSformer without ATS -> {baseline_dir}")
-    train(load_config(CONFIG, common + ["OUTPUT_DIR", baseline_dir]), progress=progress)
+    train(load_config(CONFIG, DEMO_EPOCHS + common + ["OUTPUT_DIR", baseline_dir]), progress=progress)
     baseline = latest_checkpoint(baseline_dir)
 
     rows = []
