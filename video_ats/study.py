@@ -60,9 +60,9 @@ ITS_LEVEL = "its"          # the level of the rows matched to what its spends at
 SAMPLERS = ("its", "topk", "random")
 SCOPES = ("tube", "frame")
 FINETUNE_LEVEL = 0.5
-# Baselines train longer than the demo's model: from scratch, a tiny video transformer sits at
-# chance for a seed-dependent few hundred steps; 12 epochs left one TimeSformer seed in three
-# there, and the XViT after 24 epochs was at 24 % top-1 with two more (ATS fine-tuning) epochs
+# Baselines train longer than the TimeSformer config's 12 epochs: from scratch, a tiny video
+# transformer sits at chance for a seed-dependent few hundred steps; 12 epochs left one
+# TimeSformer seed in three there, and the XViT after 24 epochs was at 24 % top-1 with two more (ATS fine-tuning) epochs
 # adding 6-11 points (measured while writing this study).
 BASELINE_EPOCHS = {"TimeSformer": 24, "XViT": 48}
 FINETUNE = ["SOLVER.OPTIMIZER", "sgd", "SOLVER.BASE_LR", "0.005", "SOLVER.MAX_EPOCH", "2",
