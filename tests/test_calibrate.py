@@ -8,7 +8,7 @@ from model_helpers import tiny_model, with_ats
 from tool_helpers import load_tool
 
 from video_ats.ats import ATSOptions
-from video_ats.calibrate import ats_ratio, cache_clips, calibrate_ratio, mean_gflops, target_from_fraction
+from video_ats.engine.calibration import ats_ratio, cache_clips, calibrate_ratio, mean_gflops, target_from_fraction
 from video_ats.config import load_config
 from video_ats.engine.builders import build_dataset, build_loader
 from video_ats.flops import clip_gflops, model_gflops

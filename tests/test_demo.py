@@ -2,7 +2,7 @@
 
 import json
 
-from video_ats.demo import format_table, run_demo
+from experiments.demo import format_table, run_demo
 
 
 def test_the_demo_trains_tests_three_settings_and_writes_its_table(tmp_path):

@@ -114,7 +114,7 @@ def test_ats_keeping_every_token_costs_the_model_plus_its_scoring():
 
 import json  # noqa: E402
 
-from video_ats.benchmark import BenchmarkSpec, benchmark_config, markdown_table, ratio_for_saving, write_json  # noqa: E402
+from experiments.benchmark import BenchmarkSpec, benchmark_config, markdown_table, ratio_for_saving, write_json  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
 
 
@@ -155,7 +155,7 @@ def test_the_config_ats_is_used_when_no_fixed_budget_is_given():
 
 
 def test_ratio_for_saving_hits_the_wanted_saving():
-    from video_ats.benchmark import _gflops_with, fixed_budget_widths
+    from experiments.benchmark import _gflops_with, fixed_budget_widths
 
     with torch.device("meta"):
         model = build_model("timesformer_base")
@@ -181,7 +181,7 @@ def test_flops_tool_reports_per_view_and_per_video(tmp_path, capsys):
 
 def test_mmaction_timesformer_of_the_same_size_runs_when_installed():
     pytest.importorskip("mmaction")
-    from video_ats.benchmark import mmaction_timesformer
+    from experiments.benchmark import mmaction_timesformer
 
     model = build_model("timesformer_tiny", num_classes=5, depth=2)
     reference, why_not = mmaction_timesformer(model)

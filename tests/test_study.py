@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from video_ats.study import ITS_LEVEL, SAMPLERS, SCOPES, compare, learned_rows, run_study, summarize
+from experiments.study import ITS_LEVEL, SAMPLERS, SCOPES, compare, learned_rows, run_study, summarize
 
 pytestmark = pytest.mark.usefixtures("viz_one_thread")
 

@@ -10,7 +10,7 @@ from model_helpers import tiny_model
 from PIL import Image
 from tool_helpers import load_tool
 
-from video_ats import visualize as viz
+from video_ats.engine import visualization as viz
 from video_ats.config import load_config
 from video_ats.engine.builders import build_dataset
 from video_ats.engine.tester import model_to_test

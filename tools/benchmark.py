@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from video_ats.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
+from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
                                  markdown_table, write_json)
 from video_ats.config import load_config  # noqa: E402
 

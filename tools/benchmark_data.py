@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from video_ats.data.benchmark import benchmark_loading, format_table  # noqa: E402
+from experiments.data_benchmark import benchmark_loading, format_table  # noqa: E402
 from video_ats.data.synthetic import make_synthetic_dataset  # noqa: E402
 
 

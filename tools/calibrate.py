@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from video_ats.calibrate import cache_clips, calibrate_ratio, target_from_fraction  # noqa: E402
+from video_ats.engine.calibration import cache_clips, calibrate_ratio, target_from_fraction  # noqa: E402
 from video_ats.cli import config_from_args, config_parser, run_tool  # noqa: E402
 from video_ats.engine.builders import build_dataset, build_loader, video_subset  # noqa: E402
 from video_ats.engine.distributed import resolve_device  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The embedded default, end to end on a CPU in minutes: a synthetic Kinetics-layout dataset,
 a tiny TimeSformer trained on it, and 1x3-view tests without ATS, with ATS off-the-shelf and
-after a short ATS fine-tune, in one table (see video_ats/demo.py)."""
+after a short ATS fine-tune, in one table (see experiments/demo.py)."""
 
 import argparse
 import os
@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from video_ats.cli import run_tool  # noqa: E402
-from video_ats.demo import run_demo  # noqa: E402
+from experiments.demo import run_demo  # noqa: E402
 
 
 def main(argv=None) -> int:

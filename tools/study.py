@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from video_ats.study import BACKBONES, run_study, write_report  # noqa: E402
+from experiments.study import BACKBONES, run_study, write_report  # noqa: E402
 
 
 def main(argv=None):

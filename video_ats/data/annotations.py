@@ -37,8 +37,8 @@ SHIPPED_CLASS_LISTS = {
     "kinetics400": "kinetics400_classes.txt",
     "kinetics600": "kinetics600_classes.txt",
 }
-# The shipped lists live in the repository's top-level data/ folder (beside video_ats/).
-CLASS_LIST_DIR = Path(__file__).resolve().parents[2] / "data"
+# The shipped lists are package data (video_ats/data/class_lists/), so an installed wheel has them.
+CLASS_LIST_DIR = Path(__file__).resolve().parent / "class_lists"
 
 ClassList = Union[str, os.PathLike, Sequence[str]]
 

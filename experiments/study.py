@@ -28,19 +28,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ats import ATSOptions
-from .calibrate import cache_clips, calibrate_ratio, mean_gflops
-from .checkpoint import load_checkpoint
-from .config import build_model_from_cfg, load_config
-from .data import collate_views, make_synthetic_dataset
-from .engine import train
-from .engine.builders import build_dataset, video_subset
-from .engine.checkpointing import latest_checkpoint
-from .engine.distributed import DistContext
-from .engine.evaluator import evaluate as engine_evaluate
-from .engine.tester import write_json
-from .flops import model_gflops
-from .visualize import clutter_of_views, collect_kept_tokens, kept_by_clutter, read_clutter_levels
+from video_ats.ats import ATSOptions
+from video_ats.engine.calibration import cache_clips, calibrate_ratio, mean_gflops
+from video_ats.checkpoint import load_checkpoint
+from video_ats.config import build_model_from_cfg, load_config
+from video_ats.data import collate_views, make_synthetic_dataset
+from video_ats.engine import train
+from video_ats.engine.builders import build_dataset, video_subset
+from video_ats.engine.checkpointing import latest_checkpoint
+from video_ats.engine.distributed import DistContext
+from video_ats.engine.evaluator import evaluate as engine_evaluate
+from video_ats.engine.tester import write_json
+from video_ats.flops import model_gflops
+from video_ats.engine.visualization import clutter_of_views, collect_kept_tokens, kept_by_clutter, read_clutter_levels
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONES = {

@@ -17,11 +17,11 @@ import os
 import time
 from typing import List, Optional
 
-from .config import load_config
-from .data import make_synthetic_dataset
-from .engine import test, train
-from .engine.checkpointing import latest_checkpoint
-from .engine.tester import write_json
+from video_ats.config import load_config
+from video_ats.data import make_synthetic_dataset
+from video_ats.engine import test, train
+from video_ats.engine.checkpointing import latest_checkpoint
+from video_ats.engine.tester import write_json
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "synthetic",
                       "timesformer_tiny_48.yaml")
@@ -95,7 +95,7 @@ def _row(name: str, results: dict) -> dict:
 
 def _tokens_per_block(cfg) -> int:
     """Patch tokens a block of the config's model sees without ATS (positions x frames)."""
-    from .config import build_model_from_cfg
+    from video_ats.config import build_model_from_cfg
 
     model = build_model_from_cfg(cfg)
     return (model.pos_embed.shape[1] - 1) * model.num_frames

@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from .kinetics import KineticsDataset, collate_views
+from video_ats.data.kinetics import KineticsDataset, collate_views
 
 
 def benchmark_loading(

@@ -41,12 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ats import token_budget
-from .config import ats_options, build_model_from_cfg
-from .flops import gflops_from_stats, model_gflops
-from .models import build_model
-from .models.layers import _ONEDNN_LINEAR
-from .models.timesformer import TimeSformer
+from video_ats.ats import token_budget
+from video_ats.config import ats_options, build_model_from_cfg
+from video_ats.flops import gflops_from_stats, model_gflops
+from video_ats.models import build_model
+from video_ats.models.layers import _ONEDNN_LINEAR
+from video_ats.models.timesformer import TimeSformer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -116,8 +116,8 @@ def ratio_for_saving(model: nn.Module, saving: float, blocks: Optional[Sequence[
 
 
 def _default_blocks(model: nn.Module) -> tuple:
-    from .models.timesformer import DEFAULT_ATS_BLOCKS as TIMESFORMER_BLOCKS
-    from .models.xvit import DEFAULT_ATS_BLOCKS as XVIT_BLOCKS
+    from video_ats.models.timesformer import DEFAULT_ATS_BLOCKS as TIMESFORMER_BLOCKS
+    from video_ats.models.xvit import DEFAULT_ATS_BLOCKS as XVIT_BLOCKS
 
     blocks = TIMESFORMER_BLOCKS if isinstance(model, TimeSformer) else XVIT_BLOCKS
     return tuple(b for b in blocks if b < len(model.blocks))
@@ -125,7 +125,7 @@ def _default_blocks(model: nn.Module) -> tuple:
 
 def _gflops_with(model: nn.Module, stats: List[dict], sampler: str) -> float:
     """Closed-form GFLOPs of one clip with these kept counts, as a model with ``sampler`` runs."""
-    from .ats import ATSOptions
+    from video_ats.ats import ATSOptions
 
     original = getattr(model, "ats", None)
     model.ats = ATSOptions(blocks=tuple(s["block"] for s in stats), sampler=sampler)
@@ -366,7 +366,7 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
 
 
 def _overrides(cfg) -> dict:
-    from .config import model_overrides
+    from video_ats.config import model_overrides
 
     return model_overrides(cfg)
 
@@ -426,7 +426,7 @@ def varied_clips(batch_size: int, frames: int, size: int, seed: int = 0) -> Tens
 
 def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device, dtype_name, dtype,
                      spec: BenchmarkSpec, log) -> List[Row]:
-    from .models import token_selection
+    from video_ats.models import token_selection
 
     generator = torch.Generator().manual_seed(spec.seed + batch_size)
     if spec.adaptive:

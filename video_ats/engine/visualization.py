@@ -32,6 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data import VideoDecodeError, get_decoder, test_clip_indices
+from ..data.synthetic import write_mp4
+from ..data.transforms import test_transform
+from .distributed import DistContext
+from .evaluator import concatenate_views, run_views
+
 # Dropped patches: the gray level of the pixel, pulled this far towards a light gray, so the
 # kept patches stand out in colour and the dropped ones still show faintly what they held.
 DROPPED_FADE = 0.7
@@ -168,8 +174,6 @@ def test_view_of_video(path: Union[str, os.PathLike], cfg, num_frames: int, clip
         ValueError: the video cannot be decoded (names the file and why) or clip_index is out
             of range.
     """
-    from .data import VideoDecodeError, get_decoder, test_clip_indices
-    from .data.transforms import test_transform
 
     num_clips = int(cfg.TEST.NUM_ENSEMBLE_VIEWS)
     if not 0 <= clip_index < num_clips:
@@ -313,7 +317,6 @@ def save_gif(images: Sequence[np.ndarray], path: Union[str, os.PathLike], fps: f
 
 def save_mp4(images: Sequence[np.ndarray], path: Union[str, os.PathLike], fps: float = 4.0) -> str:
     """Write uint8 (H, W, 3) images as H.264 (PyAV); odd sizes are padded white to even."""
-    from .data.synthetic import write_mp4
 
     if not images:
         raise ValueError("no images to encode")
@@ -378,8 +381,6 @@ def collect_kept_tokens(model, loader, device: Optional[torch.device] = None, pr
 
     Raises ValueError when the model has no ATS stages or no view could be run.
     """
-    from .engine.distributed import DistContext
-    from .engine.evaluator import concatenate_views, run_views
 
     if getattr(model, "ats", None) is None:
         raise ValueError("the model has no ATS stages (build it with ATS, e.g. ATS.ENABLE True)")

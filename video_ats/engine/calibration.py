@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .flops import gflops_from_stats, model_gflops
+from ..flops import gflops_from_stats, model_gflops
 
 
 @contextlib.contextmanager
