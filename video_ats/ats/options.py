@@ -35,7 +35,8 @@ class ATSOptions:
     ratio: budget as a fraction of the tokens still present, K = round(ratio * N_valid),
         in (0, 1] (with ``grid="official"``: of P0, see ``grid``); ignored when
         ``num_tokens`` is set.
-    num_tokens: a fixed budget K (patch tokens per stage, CLS not counted).
+    num_tokens: a fixed budget K (patch tokens per stage, CLS not counted); with
+        ``grid="official"`` the number of grid points G at every stage.
     min_tokens: floor of the budget (the paper's 8).
     sampler: ``its`` (inverse transform sampling), ``topk`` or ``random`` (seeded).
     score: ``cls_vnorm`` (CLS attention x value norm, the official score), ``cls``
