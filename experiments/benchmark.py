@@ -356,6 +356,8 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
             reference.to(device)
     name = cfg.MODEL.NAME
     variant = f"ATS {ats['sampler']} ratio {ats['ratio']:g}" if "ratio" in ats else f"ATS {ats}"
+    if ats.get("grid", "midpoint") != "midpoint":
+        variant += f" ({ats['grid']} grid)"
     rows: List[Row] = []
     for dtype_name in spec.dtypes:
         dtype = DTYPES[dtype_name]
@@ -382,7 +384,7 @@ def _ats_for_benchmark(cfg, plain: nn.Module, spec: BenchmarkSpec) -> dict:
     ratio = spec.ratio if spec.ratio is not None else ratio_for_saving(plain, spec.saving, blocks,
                                                                        int(cfg.ATS.MIN_TOKENS))
     return dict(blocks=blocks, ratio=float(ratio), min_tokens=int(cfg.ATS.MIN_TOKENS), sampler=spec.sampler,
-                scope=cfg.ATS.SCOPE, score=cfg.ATS.SCORE)
+                scope=cfg.ATS.SCOPE, score=cfg.ATS.SCORE, grid=cfg.ATS.GRID)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype):

@@ -7,8 +7,8 @@ On the synthetic dataset (tiny models trained from scratch, several seeds):
    budget ratio on training clips so that the mean GFLOPs per view is a given fraction of the
    baseline (LEVELS; at 1.0 the ratio is 1.0, every position in the budget), then test with
    1x3 views on the validation split.
-   its keeps *at most* its budget, so a trained model may spend less than a high target even at
-   ratio 1.0; topk and random are therefore also calibrated to what its spends at ratio 1.0
+   its (midpoint grid) keeps *at most* its budget, so a trained model may spend less than a high
+   target even at ratio 1.0; topk and random are therefore also calibrated to what its spends at ratio 1.0
    (tube scope; rows with level ``"its"``), the one budget where all three always match.
 3. Fine-tune each sampler briefly with ATS at FINETUNE_LEVEL (tube scope) and test again.
 4. Record kept positions per stage against the clips' clutter level.
@@ -262,8 +262,8 @@ def compare(summary: Sequence[dict], level: float, scope: str, other: str, finet
             max_gap: float = 0.03) -> Optional[dict]:
     """its minus ``other`` at one budget and scope: the mean over seeds of the paired differences
     and their spread. Verdict: 'not matched' when the two spent GFLOPs more than ``max_gap``
-    (fraction of the baseline) apart (its keeps *at most* its budget, so it cannot always spend
-    a high target); else 'better' / 'worse' only when the mean difference exceeds the spread of
+    (fraction of the baseline) apart (its with the midpoint grid keeps *at most* its budget, so it
+    cannot always spend a high target); else 'better' / 'worse' only when the mean difference exceeds the spread of
     the differences and every seed agrees in sign, else 'no clear difference'."""
     its, rival = _find(summary, "its", scope, level, finetuned), _find(summary, other, scope, level, finetuned)
     if its is None or rival is None:
@@ -440,13 +440,15 @@ def write_report(results: dict, docs_dir: str) -> str:
                       "| sampler | top-1 | GFLOPs (% of no ATS) |", "|---|---|---|"]
             lines += [f"| {sampler} | {e['top1_mean']:.1f} ± {e['top1_std']:.1f} | {100 * e['gflops_fraction_mean']:.1f}% |"
                       for sampler, e in zip(SAMPLERS, own)]
-        lines += ["", "its keeps *at most* its budget (repeated samples of the same token count once), so the "
+        lines += ["", "With the `midpoint` grid rule used here (docs/models.md), its keeps *at most* its budget of "
+                  "the positions still present (repeated samples of the same token count once), so the "
                   "most it can spend is what it spends at ratio 1.0: here "
                   + " and ".join(f"{100 * e['gflops_fraction_mean']:.0f}% ({scope} scope)"
                                  for e, scope in zip(its_full, SCOPES) if e)
-                  + " of the baseline's GFLOPs. Budgets above that cannot be matched for its, and the "
-                  "comparison below says so. In frame scope a block computes the union of the positions "
-                  "kept in any frame, so dropping different positions per frame saves little.", "",
+                  + " of the baseline's GFLOPs. Budgets above that cannot be matched for its under this rule "
+                  "(the released code's `official` grid keeps more), and the comparison below says so. In frame "
+                  "scope a block computes the union of the positions kept in any frame, so dropping different "
+                  "positions per frame saves little.", "",
                   "Inverse transform sampling (its) minus each rival, paired by seed (points of top-1):", "",
                   "| budget | scope | its − topk | its − random |", "|---|---|---|---|"]
         for level in results["levels"]:
@@ -508,7 +510,7 @@ def write_report(results: dict, docs_dir: str) -> str:
               f"({', '.join(map(str, results['seeds']))}).",
               "- ATS: TimeSformer blocks 1, 2, 3 and XViT blocks 1 … 5 (both tiny models have 6 blocks; the "
               "paper's 3, 4, 5 and 3 … 11 of 12 start at the same quarter of the depth, and 3, 4, 5 of 6 would "
-              "leave 50 % out of reach); score `cls_vnorm`. For each budget level "
+              "leave 50 % out of reach); score `cls_vnorm`; its with the `midpoint` grid. For each budget level "
               "below 100 % the ratio is calibrated (`calibrate_ratio`, within 2 %) on "
               f"{CALIBRATION_VIDEOS} training clips, separately for every sampler, scope and seed; at 100 % the "
               "ratio is 1.0 (topk and random then keep everything; its keeps at most everything). \"its's "

@@ -19,11 +19,17 @@ def test_keeping_every_token_gives_the_plain_model(name, scope):
     assert all(stage["kept"].tolist() == [64] * 4 for stage in keep_all.ats_stats)
 
 
+# Every sampler, and its with the released code's grid rule as well.
+SAMPLINGS = {sampler: dict(sampler=sampler) for sampler in SAMPLERS}
+SAMPLINGS["its_official_grid"] = dict(sampler="its", grid="official")
+
+
 @pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("name", BACKBONES)
-def test_a_clip_gives_the_same_logits_alone_and_in_a_batch(name, sampler, scope):
-    model = tiny_model(name, ats=dict(sampler=sampler, ratio=0.6, scope=scope))
+def test_a_clip_gives_the_same_logits_alone_and_in_a_batch(name, sampling, scope):
+    sampler = SAMPLINGS[sampling]["sampler"]
+    model = tiny_model(name, ats=dict(SAMPLINGS[sampling], ratio=0.6, scope=scope))
     clips = varied_clips()
     with torch.no_grad():
         batched = model(clips)

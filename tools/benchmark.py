@@ -7,6 +7,7 @@
     python tools/benchmark.py --cfg ... ATS.ENABLE True ATS.RATIO 0.8   # the config's own ATS
     python tools/benchmark.py --cfg ... --device cuda --dtypes fp32 bf16 fp16 --compile
     python tools/benchmark.py --cfg ... --adaptive --sampler its --ratio 1.0 --batch-sizes 8   # padding
+    python tools/benchmark.py --cfg ... --sampler its --ratio 1.0 ATS.GRID official  # the released ATS grid
 
 Random weights; every candidate is timed in turns (one forward each per round) after warm-up,
 and the medians are reported. See docs/benchmarks.md for what each column means.

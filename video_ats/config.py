@@ -15,6 +15,8 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
+from .ats.options import GRIDS, check_grid
+
 _C = CfgNode()
 
 # Where a run writes its outputs (checkpoints, logs, results.json, the merged config).
@@ -72,6 +74,11 @@ _C.ATS.SCORE = "cls_vnorm"
 # tube | frame
 _C.ATS.SCOPE = "tube"
 _C.ATS.SEED = 0
+# Grid rule of the its sampler: midpoint (K = the stage budget points (2k-1)/(2K) on the CDF of
+# the positions still present, the first CDF value at or above each) | official (the released
+# ATS code: G = max(MIN_TOKENS, round(RATIO * P0)) points at every stage, P0 = the positions
+# entering the first ATS stage, the nearest value of the min-max-normalised CDF). docs/models.md.
+_C.ATS.GRID = "midpoint"
 
 # ---------------------------------------------------------------------------------------------
 _C.DATA = CfgNode()
@@ -218,7 +225,7 @@ def _message(error: Exception) -> str:
 def _check(cfg: CfgNode, source: str) -> None:
     choices = {
         "ATS.SAMPLER": ("its", "topk", "random"), "ATS.SCORE": ("cls_vnorm", "cls", "self_attn"),
-        "ATS.SCOPE": ("tube", "frame"), "DATA.DECODER": ("decord", "pyav"),
+        "ATS.SCOPE": ("tube", "frame"), "ATS.GRID": GRIDS, "DATA.DECODER": ("decord", "pyav"),
         "DATA.ANNOTATION_FORMAT": ("auto", "kinetics_csv", "path_label", "csv"),
         "TEST.CLIP_POSITION": ("start", "middle"), "TEST.ENSEMBLE_METHOD": ("prob", "logit_sum"),
         "TRAIN.MIXED_PRECISION": ("bf16", "fp16", "none"), "DEVICE": ("auto", "cpu", "cuda"),
@@ -230,6 +237,10 @@ def _check(cfg: CfgNode, source: str) -> None:
             node = node[part]
         if node not in valid:
             raise ValueError(f"{source}: {key} = {node!r} is not one of {list(valid)}")
+    try:
+        check_grid(cfg.ATS.GRID, cfg.ATS.SAMPLER)
+    except ValueError as error:
+        raise ValueError(f"{source}: ATS.GRID {cfg.ATS.GRID} with ATS.SAMPLER {cfg.ATS.SAMPLER}: {error}") from None
 
 
 _MODEL_KEYS = {
@@ -251,7 +262,7 @@ def ats_options(cfg: CfgNode) -> Optional[dict]:
     if not cfg.ATS.ENABLE:
         return None
     options = dict(ratio=float(cfg.ATS.RATIO), min_tokens=int(cfg.ATS.MIN_TOKENS), sampler=cfg.ATS.SAMPLER,
-                   score=cfg.ATS.SCORE, scope=cfg.ATS.SCOPE, seed=int(cfg.ATS.SEED))
+                   score=cfg.ATS.SCORE, scope=cfg.ATS.SCOPE, seed=int(cfg.ATS.SEED), grid=cfg.ATS.GRID)
     if cfg.ATS.BLOCKS:
         options["blocks"] = [int(b) for b in cfg.ATS.BLOCKS]
     if cfg.ATS.NUM_TOKENS > 0:

@@ -14,6 +14,17 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 SAMPLERS = ("its", "topk", "random")
 SCORES = ("cls_vnorm", "cls", "self_attn")
 SCOPES = ("tube", "frame")
+# Grid rules of the its sampler (see video_ats.ats.sampling.inverse_transform_sampling).
+GRIDS = ("midpoint", "official")
+
+
+def check_grid(grid: str, sampler: str) -> None:
+    """Raise ValueError unless ``grid`` is a grid rule that ``sampler`` can use."""
+    if grid not in GRIDS:
+        raise ValueError(f"unknown ATS grid {grid!r}; valid grids are {list(GRIDS)}")
+    if grid == "official" and sampler != "its":
+        raise ValueError(f"ATS grid 'official' is a rule of the 'its' sampler, not of {sampler!r}; use sampler "
+                         f"'its', or grid 'midpoint' (valid grids are {list(GRIDS)})")
 
 
 @dataclass(frozen=True)
@@ -22,8 +33,10 @@ class ATSOptions:
 
     blocks: 0-based indices of the blocks whose spatial attention samples tokens.
     ratio: budget as a fraction of the tokens still present, K = round(ratio * N_valid),
-        in (0, 1]; ignored when ``num_tokens`` is set.
-    num_tokens: a fixed budget K (patch tokens per stage, CLS not counted).
+        in (0, 1] (with ``grid="official"``: of P0, see ``grid``); ignored when
+        ``num_tokens`` is set.
+    num_tokens: a fixed budget K (patch tokens per stage, CLS not counted); with
+        ``grid="official"`` the number of grid points G at every stage.
     min_tokens: floor of the budget (the paper's 8).
     sampler: ``its`` (inverse transform sampling), ``topk`` or ``random`` (seeded).
     score: ``cls_vnorm`` (CLS attention x value norm, the official score), ``cls``
@@ -31,6 +44,11 @@ class ATSOptions:
     scope: ``tube`` (one choice of spatial positions shared by all frames of a clip) or
         ``frame`` (each frame chooses its own positions).
     seed: salt of the ``random`` sampler.
+    grid: the grid rule of ``its``: ``midpoint`` (K = the stage budget points (2k-1)/(2K) on
+        the CDF of the positions still present, the first CDF value at or above each) or
+        ``official`` (the released ATS code: G = max(min_tokens, round(ratio * P0)) points,
+        P0 = the positions entering the model's first ATS stage, at every stage, the nearest
+        value of the min-max-normalised CDF); see `video_ats.ats.sampling`.
     """
 
     blocks: Tuple[int, ...] = ()
@@ -41,6 +59,7 @@ class ATSOptions:
     score: str = "cls_vnorm"
     scope: str = "tube"
     seed: int = 0
+    grid: str = "midpoint"
 
     @classmethod
     def from_dict(cls, ats: Mapping[str, Any], depth: int, default_blocks: Sequence[int]) -> "ATSOptions":
@@ -75,6 +94,7 @@ class ATSOptions:
             raise ValueError(f"unknown ATS score {self.score!r}; valid scores are {list(SCORES)}")
         if self.scope not in SCOPES:
             raise ValueError(f"unknown ATS scope {self.scope!r}; valid scopes are {list(SCOPES)}")
+        check_grid(self.grid, self.sampler)
         if not isinstance(self.ratio, (int, float)) or not 0.0 < float(self.ratio) <= 1.0:
             raise ValueError(f"ATS ratio must be in (0, 1], got {self.ratio!r}")
         if self.num_tokens is not None and int(self.num_tokens) < 1:

@@ -102,6 +102,8 @@ class CalibrationResult:
     met: whether the tolerance was met. evaluations: (ratio, mean GFLOPs) in the order tried.
     full_gflops: GFLOPs per view without ATS. num_views: clips the means are over.
     reason: why the tolerance was not met ("" when met). resolution: the step of the ratios.
+    grid: the its grid rule (``ATS.GRID``) the ratio was calibrated under; a ratio costs
+        differently under the other rule (docs/models.md).
     """
 
     ratio: float
@@ -114,6 +116,7 @@ class CalibrationResult:
     num_views: int
     reason: str = ""
     resolution: float = 1e-4
+    grid: str = "midpoint"
 
     @property
     def relative_error(self) -> float:
@@ -126,7 +129,7 @@ class CalibrationResult:
     def to_dict(self) -> dict:
         return {"ratio": self.ratio, "achieved_gflops": self.achieved_gflops, "target_gflops": self.target_gflops,
                 "relative_error": self.relative_error, "tolerance": self.tolerance, "met": self.met,
-                "reason": self.reason, "full_gflops": self.full_gflops, "num_views": self.num_views,
+                "reason": self.reason, "full_gflops": self.full_gflops, "num_views": self.num_views, "grid": self.grid,
                 "evaluations": [list(pair) for pair in self.evaluations]}
 
 
@@ -217,7 +220,7 @@ def calibrate_ratio(model: nn.Module, clips: Union[Tensor, Sequence[Tensor]], ta
     return CalibrationResult(ratio=best, achieved_gflops=measured[best], target_gflops=float(target_gflops),
                              tolerance=tolerance, met=bool(hits), evaluations=tuple(evaluations),
                              full_gflops=model_gflops(model), num_views=views, reason=reason,
-                             resolution=resolution)
+                             resolution=resolution, grid=options.grid)
 
 
 def _search(run, within, low: float, high: float, target: float, resolution: float, max_evaluations: int,

@@ -42,7 +42,7 @@ def build_model(name: str, num_classes: int = 400, ats: Optional[Dict[str, Any]]
             xvit_tiny).
         num_classes: size of the head (400 for Kinetics-400, 600 for Kinetics-600).
         ats: None for the plain model, or a dict of ATS options (blocks, ratio or num_tokens,
-            min_tokens, sampler, score, scope, seed); see `video_ats.ats.ATSOptions`.
+            min_tokens, sampler, score, scope, seed, grid); see `video_ats.ats.ATSOptions`.
         overrides: architecture overrides by their common names (num_frames, img_size,
             patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, and
             for XViT shift_div, num_segments, ...).

@@ -18,8 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..ats import (ATSOptions, attention_received, hashed_uniform, normalize_scores, sample_tokens, token_budget,
-                   token_scores)
+from ..ats import (ATSOptions, attention_received, grid_points, hashed_uniform, normalize_scores, sample_tokens,
+                   token_budget, token_scores)
 from ..ats.hashing import _mix32
 
 
@@ -36,6 +36,10 @@ class TokenState:
     packed_slots: (S,) long, the flat indices into B x P of the slots that hold a token, when
         padding is a large enough share of the batch (`PACK_MIN_PADDING`) for the row-wise
         layers to run on those rows only (see `pack` / `unpack`); None otherwise.
+    reference_positions: P0, the positions per frame entering the model's first ATS stage (a
+        plain int, the same for every clip): the grid size of the ``official`` its rule at
+        every stage. The models set it to all patch positions of a frame, since no block
+        before the first ATS stage drops any.
     """
 
     token_valid: Optional[Tensor]
@@ -43,6 +47,7 @@ class TokenState:
     positions: Tensor
     clip_keys: Optional[Tensor] = None
     packed_slots: Optional[Tensor] = None
+    reference_positions: Optional[int] = None
 
     def key_mask(self) -> Optional[Tensor]:
         """Key mask for per-frame spatial attention: (B, T, 1, 1, 1+P) bool, CLS always valid."""
@@ -109,12 +114,18 @@ def select_positions(q: Tensor, k: Tensor, v: Tensor, scale: float, state: Token
             frame_ids = torch.arange(frames, device=k.device)
             row_keys = _mix32(state.clip_keys[:, None] * 31 + frame_ids).reshape(-1)
 
-    budget = token_budget(rows_valid.sum(dim=-1), options.ratio, options.num_tokens, options.min_tokens)
+    if options.grid == "official":
+        # The same number of grid points in every row and stage, however many positions remain.
+        if state.reference_positions is None:
+            raise RuntimeError("the official grid needs TokenState.reference_positions (the model sets it)")
+        budget = grid_points(state.reference_positions, options.ratio, options.num_tokens, options.min_tokens)
+    else:
+        budget = token_budget(rows_valid.sum(dim=-1), options.ratio, options.num_tokens, options.min_tokens)
     probabilities = normalize_scores(rows_scores, rows_valid)
     random_keys = None
     if options.sampler == "random":
         random_keys = _random_keys(row_keys, rows_valid, options.seed, block_index)
-    keep = sample_tokens(options.sampler, probabilities, budget, rows_valid, random_keys)
+    keep = sample_tokens(options.sampler, probabilities, budget, rows_valid, random_keys, options.grid)
 
     if options.scope == "tube":
         keep_frames = keep[:, None, :] & token_valid                            # (B, T, P)
@@ -237,7 +248,8 @@ def next_state(state: TokenState, selection: Selection) -> TokenState:
     """The bookkeeping after an ATS stage."""
     positions = state.positions.gather(1, selection.index).masked_fill(~selection.slot_valid, -1)
     return TokenState(token_valid=selection.token_valid, per_frame=state.per_frame, positions=positions,
-                      clip_keys=state.clip_keys, packed_slots=selection.packed_slots)
+                      clip_keys=state.clip_keys, packed_slots=selection.packed_slots,
+                      reference_positions=state.reference_positions)
 
 
 def stage_stats(block_index: int, state_before: TokenState, selection: Selection, positions_after: Tensor) -> dict:

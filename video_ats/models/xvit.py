@@ -281,7 +281,7 @@ class XViT(nn.Module):
         positions = torch.arange(x.shape[2] - 1, device=x.device).expand(batch, -1)
         clip_keys = content_key(video) if ats is not None and ats.sampler == "random" else None
         state = TokenState(token_valid=None, per_frame=ats is not None and ats.scope == "frame",
-                           positions=positions, clip_keys=clip_keys)
+                           positions=positions, clip_keys=clip_keys, reference_positions=positions.shape[1])
         stats = []
         for index, block in enumerate(self.blocks):
             stage = ats if ats is not None and index in ats.blocks else None
