@@ -173,7 +173,7 @@ class Table:
         kept = "/".join(f"{stage['positions']:.0f}" for stage in row["kept_tokens"]) or "-"
         seconds = row.get("seconds")
         milliseconds = f"{1000 * (seconds['decode'] + seconds['model']):.0f}" if seconds else ""
-        return self._line((name if row["window"] is None else "", window, classes, f"{row['gflops']:.3f}",
+        return self._line((name, window, classes, f"{row['gflops']:.3f}",
                            str(row["views"]), kept, milliseconds))
 
     def _line(self, values) -> str:
