@@ -274,6 +274,11 @@ def test_an_existing_file_is_appended_to_only_with_resume_and_never_when_it_is_n
     assert output.read_text() == "my own notes\n"
 
 
+def test_no_inputs_is_a_usage_error(predict_tool, viz_overrides, capsys):
+    code, _, err = run_tool(predict_tool, ["--no-progress", "--cfg", CONFIG, *viz_overrides], capsys)
+    assert code == 2 and "no inputs" in err
+
+
 def test_a_class_list_of_another_length_is_an_error_before_any_video_is_read(predict_tool, viz_overrides, tmp_path,
                                                                             capsys):
     classes = tmp_path / "classes.txt"

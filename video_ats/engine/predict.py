@@ -363,15 +363,16 @@ class Predictor:
     # -- what defines the records ---------------------------------------------------------------
 
     def settings(self) -> dict:
-        """Everything that decides the records (not batch size, workers or device): two runs
-        with equal settings write the same records. ``weights_sha256`` hashes the weights."""
+        """Everything that decides the records (not batch size, workers, device, nor where the
+        checkpoint lies): two runs with equal settings write the same records.
+        ``weights_sha256`` hashes the weights."""
         ats = getattr(self.model, "ats", None)
         names = self.class_names
         return {
             "model": self.cfg.MODEL.NAME if self.from_config else None, "model_class": type(self.model).__name__,
             "num_classes": self.num_classes,
             "model_overrides": model_overrides(self.cfg), "ats": None if ats is None else ats.to_dict(),
-            "checkpoint": self.checkpoint, "weights_sha256": weights_sha256(self.model),
+            "weights_sha256": weights_sha256(self.model),
             "class_names_sha256": None if names is None else hashlib.sha256("\n".join(names).encode()).hexdigest(),
             "decoder": self.decoder, "views": asdict(self.views),
             "ensemble_method": self.ensemble_method, "window": self.window, "stride": self.stride,

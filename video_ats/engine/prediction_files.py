@@ -33,6 +33,8 @@ FORMATS = ("jsonl", "csv", "table")
 FORMAT_VERSION = 1
 RUN_SUFFIX = ".run.json"
 TABLE_CLASSES = 3
+# Failures of an earlier run listed again when resuming (all of them are in the output's rows).
+EARLIER_SHOWN = 20
 
 
 def output_format(path: Optional[str], format: Optional[str] = None) -> str:
@@ -211,7 +213,7 @@ def run_description(predictor: Predictor, format: str) -> dict:
     settings = predictor.settings()
     digest = hashlib.sha256(json.dumps([settings, format], sort_keys=True).encode()).hexdigest()
     return {"tool": "video_ats predict", "format_version": FORMAT_VERSION, "format": format,
-            "settings_sha256": digest, "settings": settings}
+            "checkpoint": predictor.checkpoint, "settings_sha256": digest, "settings": settings}
 
 
 def check_compatible(output: str, description: dict) -> None:
@@ -302,8 +304,11 @@ class RunSummary:
         if self.earlier_videos:
             lines.append(f"resumed: {self.earlier_videos} videos were already in the output "
                          f"({len(self.earlier_failures)} of them failed)")
-        for path, reason in self.failures + self.earlier_failures:
-            lines.append(f"failed: {path}: {reason}")
+        lines += [f"failed: {path}: {reason}" for path, reason in self.failures]
+        lines += [f"failed earlier: {path}: {reason}" for path, reason in self.earlier_failures[:EARLIER_SHOWN]]
+        if len(self.earlier_failures) > EARLIER_SHOWN:
+            lines.append(f"... and {len(self.earlier_failures) - EARLIER_SHOWN} more earlier failures "
+                         f"(the rows with an error in the output)")
         return lines
 
 
