@@ -62,6 +62,9 @@ def test_views(cfg: CfgNode, model=None):
                      clip_position=cfg.TEST.CLIP_POSITION, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD))
 
 
+test_views.__test__ = False  # not a pytest test when imported into a test module
+
+
 def class_names(cfg: CfgNode):
     """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (shipped in data/), a file relative to
     DATA.PATH_TO_DATA_DIR (or absolute), or empty for the sorted names of the annotations."""

@@ -43,8 +43,9 @@ class ViewOutputs(NamedTuple):
 @torch.no_grad()
 def forward_views(model: torch.nn.Module, videos: torch.Tensor, device: torch.device,
                   autocast_dtype: Optional[torch.dtype] = None) -> ViewOutputs:
-    """One forward of views (B, C, T, H, W) in eval mode; ``model.ats_stats`` stays that of this
-    forward. Each view is charged the GFLOPs of its own kept tokens (`gflops_from_stats`)."""
+    """One forward of views (B, C, T, H, W) of a model the caller has put in eval mode;
+    ``model.ats_stats`` stays that of this forward. Each view is charged the GFLOPs of its own
+    kept tokens (`gflops_from_stats`)."""
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                 else nullcontext())
     videos = videos.to(device, non_blocking=True)

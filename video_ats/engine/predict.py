@@ -395,16 +395,16 @@ class Predictor:
         paths, problems = expand_inputs(inputs)
         skip = {os.path.abspath(path) for path in skip}
         paths = [path for path in paths if path not in skip]
+        problems = [(item, reason) for item, reason in problems if os.path.abspath(item) not in skip]
         self.stats = stats = PredictionStats()
         start = time.perf_counter()
         bar = tqdm(total=len(paths) + len(problems), unit="video", disable=not progress, dynamic_ncols=True,
                    smoothing=0.05)
         try:
             for item, reason in problems:
-                if os.path.abspath(item) not in skip:
-                    stats.failed += 1
-                    bar.update(1)
-                    yield self._failure(item, reason)
+                stats.failed += 1
+                bar.update(1)
+                yield self._failure(item, reason)
             for record in self._predict_paths(paths, stats):
                 stats.failed += record["error"] is not None
                 stats.videos += record["error"] is None
