@@ -2,7 +2,7 @@
 """Predict your own videos: top classes, GFLOPs, kept tokens per ATS stage, views and time per video.
 
     python tools/predict.py --cfg configs/synthetic/timesformer_tiny_48.yaml --format table \
-        cache/synthetic/val TEST.CHECKPOINT_FILE zoo/timesformer_tiny_48.pt
+        cache/synthetic/val TEST.CHECKPOINT_FILE zoo/<name>.pt
     python tools/predict.py --cfg configs/kinetics400/timesformer_base_ats.yaml -o k400.jsonl --resume \
         /archive/videos list.txt "more/**/*.mp4" TEST.CHECKPOINT_FILE TimeSformer_divST_8x32_224_K400.pyth
 
