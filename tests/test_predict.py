@@ -19,6 +19,7 @@ import torch
 from tool_helpers import load_tool
 
 import video_ats
+from video_ats.cli import run_tool as run_main
 from video_ats.config import load_config
 from video_ats.data import KineticsDataset, TestViews, get_decoder, sliding_windows
 from video_ats.engine.prediction_files import csv_columns
@@ -54,7 +55,7 @@ def overrides(viz_overrides):
 def run_tool(tool, argv, capsys):
     """(exit code, stdout, stderr) of tools/predict.py run in this process, as the shell sees it."""
     with pytest.raises(SystemExit) as exit_info:
-        video_ats.cli.run_tool(tool.main, argv)
+        run_main(tool.main, argv)
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
 
