@@ -2,6 +2,7 @@
 
 from .checkpoint import load_checkpoint
 from .models import PRESETS, build_model
+from .engine.predict import Predictor
 
 __version__ = "0.1.0"
-__all__ = ["build_model", "load_checkpoint", "PRESETS", "__version__"]
+__all__ = ["build_model", "load_checkpoint", "PRESETS", "Predictor", "__version__"]

@@ -13,8 +13,8 @@ from .annotations import (
     read_annotations,
 )
 from .decoders import DECODERS, VideoDecodeError, VideoReader, get_decoder
-from .kinetics import KineticsDataset, collate_views
-from .sampling import clip_window, test_clip_indices, train_clip_indices
+from .kinetics import KineticsDataset, TestViews, collate_views
+from .sampling import clip_window, sliding_windows, test_clip_indices, train_clip_indices
 from .synthetic import (
     MOTION_CLASSES,
     SyntheticDataset,
@@ -34,6 +34,7 @@ __all__ = [
     "KineticsDataset",
     "MOTION_CLASSES",
     "SyntheticDataset",
+    "TestViews",
     "VideoDecodeError",
     "VideoReader",
     "VideoRecord",
@@ -47,6 +48,7 @@ __all__ = [
     "read_frame_index",
     "short_side_resize",
     "short_side_size",
+    "sliding_windows",
     "spatial_crops",
     "test_clip_indices",
     "train_clip_indices",

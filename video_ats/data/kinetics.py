@@ -40,14 +40,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .annotations import ClassList, read_annotations
-from .decoders import VideoDecodeError, get_decoder
+from .decoders import VideoDecodeError, VideoReader, get_decoder
 from .sampling import CLIP_POSITIONS, test_clip_indices, train_clip_indices
 from .transforms import NUM_CROPS_CHOICES, test_transform, train_transform
 
@@ -275,6 +276,56 @@ class KineticsDataset(Dataset):
         change with the number of workers.
         """
         return np.random.default_rng([self.seed, self.epoch, index])
+
+
+@dataclass(frozen=True)
+class TestViews:
+    """The test-mode views of :class:`KineticsDataset` for a video opened outside a dataset.
+
+    Fields as the dataset's arguments: num_frames (T), sampling_rate, target_fps, crop_size,
+    num_clips (temporal clips), num_crops (1 or 3), clip_position, mean, std.
+    """
+
+    num_frames: int
+    sampling_rate: float
+    target_fps: float
+    crop_size: int
+    num_clips: int
+    num_crops: int
+    clip_position: str
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    __test__ = False  # not a pytest test class when imported into a test module
+
+    def __post_init__(self):
+        if self.num_crops not in NUM_CROPS_CHOICES or self.clip_position not in CLIP_POSITIONS:
+            raise ValueError(f"num_crops must be one of {NUM_CROPS_CHOICES} and clip_position one of "
+                             f"{CLIP_POSITIONS}, got {self.num_crops} and {self.clip_position!r}")
+        if self.num_clips < 1 or self.num_frames < 1 or self.sampling_rate <= 0 or self.target_fps <= 0:
+            raise ValueError(f"need num_clips >= 1, num_frames >= 1, sampling_rate > 0, target_fps > 0; got "
+                             f"{self.num_clips}, {self.num_frames}, {self.sampling_rate}, {self.target_fps}")
+
+    def decode(self, video: VideoReader, frame_range: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Every test view of an open video, float32 (V, C, T, crop_size, crop_size), in the
+        dataset's view order (view v = temporal clip v // num_crops, crop v % num_crops).
+
+        frame_range: (start, end) frames, end exclusive: the views of that part of the video as
+            if it were the whole video (clip indices shifted by start); None is the whole video,
+            the views `KineticsDataset` gives in test mode.
+        Raises VideoDecodeError when frames cannot be decoded.
+        """
+        start, end = frame_range if frame_range is not None else (0, video.num_frames)
+        if not 0 <= start < end <= video.num_frames:
+            raise ValueError(f"frame range {frame_range} outside the {video.num_frames} frames of {video.path}")
+        views = []
+        for clip_index in range(self.num_clips):
+            indices = start + test_clip_indices(end - start, video.fps, self.num_frames, self.sampling_rate,
+                                                self.target_fps, clip_index, self.num_clips, self.clip_position)
+            frames = video.get_frames(indices)
+            views.extend(test_transform(frames, crop_size=self.crop_size, spatial_index=crop_index,
+                                        num_crops=self.num_crops, mean=self.mean, std=self.std)
+                         for crop_index in range(self.num_crops))
+        return torch.stack(views)
 
 
 def collate_views(items: Sequence[dict]) -> dict:

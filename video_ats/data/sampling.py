@@ -101,6 +101,30 @@ def test_clip_indices(
     return window_indices(start, window, num_frames, num_video_frames)
 
 
+def sliding_windows(num_video_frames: int, video_fps: float, window_seconds: float,
+                    stride_seconds: float) -> list:
+    """Frame ranges of the windows a long video is cut into, each predicted on its own.
+
+    Windows of ``w = max(1, round(window_seconds * fps))`` frames start every
+    ``s = max(1, round(stride_seconds * fps))`` frames from frame 0 while they fit in the video;
+    when the last of them ends before the video does, one more window ends exactly at the end
+    (it overlaps the one before). A video no longer than a window is one window, the whole video.
+    So the first window starts at 0, the last ends at the video's end, and with s <= w no frame
+    is left out.
+
+    Returns a list of (start_frame, end_frame) pairs, end exclusive, in order.
+    """
+    if num_video_frames < 1 or video_fps <= 0 or window_seconds <= 0 or stride_seconds <= 0:
+        raise ValueError(f"need num_video_frames >= 1 and positive video_fps, window and stride; got "
+                         f"{num_video_frames}, {video_fps}, {window_seconds}, {stride_seconds}")
+    window = max(1, round(window_seconds * video_fps))
+    stride = max(1, round(stride_seconds * video_fps))
+    starts = list(range(0, max(num_video_frames - window, 0) + 1, stride))
+    if starts[-1] + window < num_video_frames:
+        starts.append(num_video_frames - window)
+    return [(start, min(start + window, num_video_frames)) for start in starts]
+
+
 # Named test_* by contract; tell pytest these are not tests when a test module imports them.
 test_clip_start.__test__ = False
 test_clip_indices.__test__ = False

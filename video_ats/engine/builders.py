@@ -51,6 +51,20 @@ def build_dataset(cfg: CfgNode, mode: str):
         annotation_format=cfg.DATA.ANNOTATION_FORMAT, max_retries=cfg.DATA.MAX_RETRIES, seed=cfg.SEED)
 
 
+def test_views(cfg: CfgNode, model=None):
+    """The test views of `build_dataset` in "test" mode as a `video_ats.data.TestViews`, for
+    videos opened without an annotation file (tools/predict.py)."""
+    from ..data import TestViews
+
+    return TestViews(num_frames=num_frames(cfg, model), sampling_rate=cfg.DATA.SAMPLING_RATE,
+                     target_fps=cfg.DATA.TARGET_FPS, crop_size=cfg.DATA.TEST_CROP_SIZE,
+                     num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
+                     clip_position=cfg.TEST.CLIP_POSITION, mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD))
+
+
+test_views.__test__ = False  # not a pytest test when imported into a test module
+
+
 def class_names(cfg: CfgNode):
     """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (shipped in data/), a file relative to
     DATA.PATH_TO_DATA_DIR (or absolute), or empty for the sorted names of the annotations."""

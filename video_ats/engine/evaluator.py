@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -26,6 +26,45 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class ViewOutputs(NamedTuple):
+    """What one forward of a batch of views gives: logits float64 (B, K) and gflops float64 (B,)
+    on the CPU; kept and positions float64 (S, B), the tokens (positions x frames) and spatial
+    positions each ATS stage kept (None without ATS); blocks, the ATS block of each stage;
+    seconds, the forward's wall time."""
+
+    logits: torch.Tensor
+    gflops: torch.Tensor
+    kept: Optional[torch.Tensor]
+    positions: Optional[torch.Tensor]
+    blocks: List[int]
+    seconds: float
+
+
+@torch.no_grad()
+def forward_views(model: torch.nn.Module, videos: torch.Tensor, device: torch.device,
+                  autocast_dtype: Optional[torch.dtype] = None) -> ViewOutputs:
+    """One forward of views (B, C, T, H, W) of a model the caller has put in eval mode;
+    ``model.ats_stats`` stays that of this forward. Each view is charged the GFLOPs of its own
+    kept tokens (`gflops_from_stats`)."""
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                else nullcontext())
+    videos = videos.to(device, non_blocking=True)
+    _synchronize(device)
+    start = time.perf_counter()
+    with autocast:
+        output = model(videos)
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    stats = getattr(model, "ats_stats", [])
+    gflops = gflops_from_stats(model, stats, len(videos)).double().cpu()
+    kept = positions = None
+    if stats:
+        kept = torch.stack([stage["frame_kept"].sum(dim=1) for stage in stats]).double().cpu()
+        positions = torch.stack([stage["kept"] for stage in stats]).double().cpu()
+    return ViewOutputs(output.double().cpu(), gflops, kept, positions, [int(stage["block"]) for stage in stats],
+                       seconds)
+
+
 @torch.no_grad()
 def run_views(model: torch.nn.Module, loader, context: DistContext, progress: bool = True,
               autocast_dtype: Optional[torch.dtype] = None, description: str = "test") -> Dict[str, object]:
@@ -37,13 +76,10 @@ def run_views(model: torch.nn.Module, loader, context: DistContext, progress: bo
     stage), plus forward_seconds.
     """
     model.eval()
-    device = context.device
     rows: Dict[str, List] = {"video_index": [], "view_index": [], "ok": [], "logits": [], "gflops": [], "kept": [],
                              "positions": []}
     blocks: List[int] = []
     forward_seconds = 0.0
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else nullcontext())
     bar = tqdm(loader, desc=description, disable=not (progress and context.is_main), leave=False)
     for batch in bar:
         ok = batch["ok"].bool()
@@ -52,23 +88,17 @@ def run_views(model: torch.nn.Module, loader, context: DistContext, progress: bo
         gflops = torch.full((count,), float("nan"), dtype=torch.float64)
         kept = positions = None
         if ok.any():
-            videos = batch["video"][ok].to(device, non_blocking=True)
-            _synchronize(device)
-            start = time.perf_counter()
-            with autocast:
-                output = model(videos)
-            _synchronize(device)
-            forward_seconds += time.perf_counter() - start
-            stats = getattr(model, "ats_stats", [])
-            logits = torch.full((count, output.shape[1]), float("nan"), dtype=torch.float64)
-            logits[ok] = output.double().cpu()
-            gflops[ok] = gflops_from_stats(model, stats, len(videos)).double().cpu()
-            if stats:
-                blocks = [stage["block"] for stage in stats]
-                kept = torch.full((len(stats), count), float("nan"), dtype=torch.float64)
-                kept[:, ok] = torch.stack([stage["frame_kept"].sum(dim=1) for stage in stats]).double().cpu()
-                positions = torch.full((len(stats), count), float("nan"), dtype=torch.float64)
-                positions[:, ok] = torch.stack([stage["kept"] for stage in stats]).double().cpu()
+            outputs = forward_views(model, batch["video"][ok], context.device, autocast_dtype)
+            forward_seconds += outputs.seconds
+            logits = torch.full((count, outputs.logits.shape[1]), float("nan"), dtype=torch.float64)
+            logits[ok] = outputs.logits
+            gflops[ok] = outputs.gflops
+            if outputs.blocks:
+                blocks = outputs.blocks
+                kept = torch.full((len(blocks), count), float("nan"), dtype=torch.float64)
+                kept[:, ok] = outputs.kept
+                positions = torch.full((len(blocks), count), float("nan"), dtype=torch.float64)
+                positions[:, ok] = outputs.positions
         rows["video_index"].append(batch["video_index"].numpy())
         rows["view_index"].append(batch["view_index"].numpy())
         rows["ok"].append(ok.numpy())
