@@ -33,7 +33,7 @@ def test_full_size_baselines_match_the_published_per_view_gflops(name, shape, pu
     with torch.device("meta"):                  # traced without allocating any activation
         model = build_model(name, num_classes=400)
     counted = fvcore_gflops(model, torch.empty(shape, device="meta"))
-    assert counted == pytest.approx(published, rel=0.01)
+    assert counted == pytest.approx(published, rel=5e-4)     # within 0.05 %: the published value's rounding
     assert model_gflops(model) == pytest.approx(counted, rel=1e-9)
 
 
@@ -68,7 +68,7 @@ def test_each_clip_is_charged_what_it_costs_alone(name, sampler, scope):
     per_clip = clip_gflops(model, clips)
     kept = torch.stack([stage["kept"] for stage in model.ats_stats])        # (stages, B)
     alone = torch.tensor([fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))], dtype=torch.float64)
-    assert torch.allclose(per_clip, alone, rtol=0.01, atol=0)
+    assert torch.allclose(per_clip, alone, rtol=1e-9, atol=0)
     if sampler == "its" or scope == "frame":
         assert any(len(set(row.tolist())) > 1 for row in kept), "the batch should hold different counts"
         assert len(set(per_clip.tolist())) > 1
@@ -80,7 +80,7 @@ def test_the_self_attention_score_is_charged_for_its_full_matrix():
     clips = varied_clips()
     per_clip = clip_gflops(model, clips)
     alone = [fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))]
-    assert per_clip.tolist() == pytest.approx(alone, rel=0.01)
+    assert per_clip.tolist() == pytest.approx(alone, rel=1e-9)
 
 
 def test_stats_of_a_finished_forward_give_the_same_gflops():
@@ -125,10 +125,11 @@ def tiny_cfg(*overrides):
 def test_benchmark_rows_carry_every_field_and_the_json_is_written(tmp_path):
     spec = BenchmarkSpec(batch_sizes=(1, 2), ratio=0.5, warmup=0, rounds=1, mmaction=False)
     rows = benchmark_config(tiny_cfg(), spec, log=lambda message: None)
+    traced = fvcore_gflops(build_model("timesformer_tiny", num_classes=5), torch.empty(1, 3, 8, 64, 64))
     assert [(row.batch_size, row.variant) for row in rows] == [
         (1, "no ATS"), (1, "ATS topk ratio 0.5"), (2, "no ATS"), (2, "ATS topk ratio 0.5")]
     for plain, ats in (rows[:2], rows[2:]):
-        assert plain.speedup is None and plain.gflops_per_clip == pytest.approx(0.53660208)
+        assert plain.speedup is None and plain.gflops_per_clip == pytest.approx(traced, rel=1e-9)
         assert ats.gflops_ratio == pytest.approx(plain.gflops_per_clip / ats.gflops_per_clip)
         assert ats.speedup == pytest.approx(ats.clips_per_s / plain.clips_per_s)
         assert ats.efficiency == pytest.approx(ats.speedup / ats.gflops_ratio)
@@ -215,7 +216,7 @@ def test_the_xvit_avg_consensus_is_counted_like_fvcore_counts_it(sampler):
     model = tiny_model("xvit_tiny", ats=dict(sampler=sampler, ratio=0.6, blocks=[2, 3]), depth=4, consensus="avg")
     clips = varied_clips()
     alone = [fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))]
-    assert clip_gflops(model, clips).tolist() == pytest.approx(alone, rel=1e-6)
+    assert clip_gflops(model, clips).tolist() == pytest.approx(alone, rel=1e-9)
     plain = tiny_model("xvit_tiny", depth=4, consensus="avg")
     vit = tiny_model("xvit_tiny", depth=4)
     assert model_gflops(plain) == pytest.approx(fvcore_gflops(plain, clips[:1]), rel=1e-9)

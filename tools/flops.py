@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from video_ats.config import load_config  # noqa: E402
-from video_ats.flops import flops_report  # noqa: E402
+from video_ats.engine.flops_report import flops_report  # noqa: E402
 
 
 def main(argv=None):

@@ -22,8 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from yacs.config import CfgNode
 
+from ..checkpoint import load_checkpoint
 from ..config import build_model_from_cfg, save_config
-from .builders import ENSEMBLE_METHODS, EpochSampler, build_dataset, build_loader, require_readable_video
+from .builders import EpochSampler, build_dataset, build_loader, require_readable_video
 from .checkpointing import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluator import evaluate
@@ -64,8 +65,6 @@ def load_pretrained(model: torch.nn.Module, cfg: CfgNode) -> Optional[object]:
     """MODEL.PRETRAINED into ``model`` (any format `video_ats.load_checkpoint` reads)."""
     if not cfg.MODEL.PRETRAINED:
         return None
-    from ..checkpoint import load_checkpoint
-
     if not os.path.isfile(cfg.MODEL.PRETRAINED) and not os.path.isdir(cfg.MODEL.PRETRAINED):
         raise ValueError(f"pretrained checkpoint {cfg.MODEL.PRETRAINED} (MODEL.PRETRAINED) does not exist")
     return load_checkpoint(model, cfg.MODEL.PRETRAINED, source=cfg.MODEL.PRETRAINED_SOURCE,
@@ -224,7 +223,7 @@ def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batche
 def _validate(cfg, context, model, val_set, amp_dtype, progress) -> Optional[dict]:
     sampler = EpochSampler(len(val_set), context, cfg.TEST.BATCH_SIZE, shuffle=False)
     loader = build_loader(cfg, val_set, sampler, cfg.TEST.BATCH_SIZE)
-    result = evaluate(model, loader, context, ensemble_method=ENSEMBLE_METHODS[cfg.TEST.ENSEMBLE_METHOD],
+    result = evaluate(model, loader, context, ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
                       views_per_video=val_set.num_views, labels=val_set.labels, progress=progress,
                       autocast_dtype=amp_dtype, description="val")
     model.train()
