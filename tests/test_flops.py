@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from model_helpers import BACKBONES, SAMPLERS, SCOPES, tiny_model, varied_clips
+from model_helpers import BACKBONES, tiny_model, varied_clips
 from video_ats import build_model
+from video_ats.ats import SAMPLERS, SCOPES
 from video_ats.flops import clip_gflops, fvcore_gflops, gflops_from_stats, model_gflops
 from video_ats.models.layers import Attention
 

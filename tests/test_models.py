@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from model_helpers import BACKBONES, SAMPLERS, SCOPES, tiny_model, varied_clips, with_ats
+from model_helpers import BACKBONES, tiny_model, varied_clips, with_ats
 from video_ats import build_model
+from video_ats.ats import SAMPLERS, SCOPES
 
 
 @pytest.mark.parametrize("scope", SCOPES)

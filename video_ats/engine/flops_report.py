@@ -19,6 +19,9 @@ from ..data import collate_views
 from ..flops import clip_gflops, count_parameters, fvcore_gflops, model_gflops
 from .builders import build_dataset, video_subset
 
+# Where the clips of the ATS distribution come from (`flops_report`'s ``source``).
+CLIP_SOURCES = ("none", "dataset", "random")
+
 
 def views_per_video(cfg) -> int:
     """Views of the test protocol: temporal clips x spatial crops (TimeSformer / XViT: 1 x 3)."""
@@ -148,7 +151,7 @@ def flops_report(cfg, source: str = "none", batch_size: int = 8, max_videos: Opt
         batches = random_view_batches(model, random_views, batch_size, views)
         label = f"RANDOM INPUT ({random_views} random-normal clips, not a dataset)"
     else:
-        raise ValueError(f"unknown source {source!r}; valid sources are ['dataset', 'random', 'none']")
+        raise ValueError(f"unknown source {source!r}; valid sources are {list(CLIP_SOURCES)}")
     counted = gflops_over_batches(model, batches, torch.device(device),
                                   None if source == "random" else (max_videos * views if max_videos else None))
     totals = per_video_totals(counted["per_view"], counted["video_index"])
