@@ -194,3 +194,22 @@ def test_long_library_functions_say_why_in_their_docstring():
             for name, line, length, docstring in function_lengths(path)
             if length > LONG_FUNCTION_LINES and "Long because" not in docstring]
     assert not long, "\n".join(long)
+
+
+def test_optional_extras_are_imported_through_the_one_helper():
+    # tests/optional_extras.require_extra skips with the install command outside CI and fails
+    # under CI=true; a test module that skips on its own could skip silently in CI.
+    skipping = [f"{path.name}:{number}" for path in sorted((ROOT / "tests").glob("*.py"))
+                if path.name not in ("optional_extras.py", Path(__file__).name)
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                if "importorskip" in line or "pytest.skip(" in line or "mark.skipif" in line]
+    assert not skipping, skipping
+
+
+@pytest.mark.parametrize("ci,outcome", [("true", ImportError), ("", pytest.skip.Exception)])
+def test_a_missing_extra_fails_in_ci_and_skips_elsewhere(monkeypatch, ci, outcome):
+    from optional_extras import require_extra
+
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome):
+        require_extra("video_ats_no_such_extra_module", "test")
