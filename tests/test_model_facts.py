@@ -33,14 +33,17 @@ def test_each_preset_states_the_input_its_weights_expect(name, input_size, mean,
     assert (3, model.num_frames, model.img_size, model.img_size) == input_size
 
 
+# TimeSformer's linear head, XViT's temporal consensus head, XViT's frame-average head
+HEADS = [("timesformer_tiny", {}), ("xvit_tiny", {"depth": 4}), ("xvit_tiny", {"depth": 4, "consensus": "avg"})]
+
+
 def test_the_default_ats_blocks_are_the_papers():
     assert pretrained_cfg("timesformer_base")["default_ats_blocks"] == (3, 4, 5)
     assert pretrained_cfg("xvit_b16_16")["default_ats_blocks"] == (3, 4, 5, 6, 7, 8, 9, 10, 11)
     assert build_model("timesformer_tiny", ats={}).ats.blocks == (3, 4, 5)
 
 
-@pytest.mark.parametrize("name,overrides", [("timesformer_tiny", {}), ("xvit_tiny", {"depth": 4}),
-                                            ("xvit_tiny", {"depth": 4, "consensus": "avg"})])
+@pytest.mark.parametrize("name,overrides", HEADS)
 def test_forward_head_before_the_classifier_gives_what_the_classifier_reads(name, overrides):
     model = tiny_model(name, **overrides)
     clips = varied_clips()
@@ -59,8 +62,7 @@ def last_linear(model):
     return model.consensus.fc if model.consensus_type == "avg" else model.consensus.mlp_head[4]
 
 
-@pytest.mark.parametrize("name,overrides", [("timesformer_tiny", {}), ("xvit_tiny", {"depth": 4}),
-                                            ("xvit_tiny", {"depth": 4, "consensus": "avg"})])
+@pytest.mark.parametrize("name,overrides", HEADS)
 def test_reset_classifier_swaps_the_last_linear_and_zero_classes_returns_the_features(name, overrides):
     model = tiny_model(name, **overrides)
     clips = varied_clips()
