@@ -50,7 +50,7 @@ def build_dataset(cfg: CfgNode, mode: str):
 
 
 def class_names(cfg: CfgNode):
-    """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (shipped in data/), a file relative to
+    """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (package data), a file relative to
     DATA.PATH_TO_DATA_DIR (or absolute), or empty for the sorted names of the annotations."""
     name = cfg.DATA.CLASS_LIST
     if not name:
