@@ -116,11 +116,7 @@ def ratio_for_saving(model: nn.Module, saving: float, blocks: Optional[Sequence[
 
 
 def _default_blocks(model: nn.Module) -> tuple:
-    from video_ats.models.timesformer import DEFAULT_ATS_BLOCKS as TIMESFORMER_BLOCKS
-    from video_ats.models.xvit import DEFAULT_ATS_BLOCKS as XVIT_BLOCKS
-
-    blocks = TIMESFORMER_BLOCKS if isinstance(model, TimeSformer) else XVIT_BLOCKS
-    return tuple(b for b in blocks if b < len(model.blocks))
+    return tuple(b for b in model.default_ats_blocks if b < len(model.blocks))
 
 
 def _gflops_with(model: nn.Module, stats: List[dict], sampler: str) -> float:
@@ -428,8 +424,6 @@ def varied_clips(batch_size: int, frames: int, size: int, seed: int = 0) -> Tens
 
 def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device, dtype_name, dtype,
                      spec: BenchmarkSpec, log) -> List[Row]:
-    from video_ats.models import token_selection
-
     generator = torch.Generator().manual_seed(spec.seed + batch_size)
     if spec.adaptive:
         video = varied_clips(batch_size, plain.num_frames, plain.img_size, spec.seed)
@@ -438,30 +432,32 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
     video = video.to(device)
     runners = {"no ATS": plain}
     # variant name -> the padding share from which the row-wise layers run packed (None: default)
-    packing = {f"{variant}, padded": 1.0, f"{variant}, packed": token_selection.PACK_MIN_PADDING} \
+    packing = {f"{variant}, padded": 1.0, f"{variant}, packed": with_ats.pack_min_padding} \
         if spec.adaptive else {variant: None}
     runners.update({key: with_ats for key in packing})
     if reference is not None:
         runners["mmaction2"] = reference
+    models = dict(runners)                       # the modules themselves, whose options a run sets
     if spec.compile:
         # ATS changes the token count per batch: compile with dynamic shapes.
         runners = {key: torch.compile(module, dynamic=key != "no ATS") for key, module in runners.items()}
 
-    def forward(module, pack_min_padding=None):
+    def forward(module, model, pack_min_padding=None):
         def run():
-            default = token_selection.PACK_MIN_PADDING
+            default = getattr(model, "pack_min_padding", None)
             if pack_min_padding is not None:
-                token_selection.PACK_MIN_PADDING = pack_min_padding
+                model.pack_min_padding = pack_min_padding
             try:
                 with torch.inference_mode(), _autocast(device, dtype):
                     return module(video)
             finally:
-                token_selection.PACK_MIN_PADDING = default
+                if pack_min_padding is not None:
+                    model.pack_min_padding = default
         return run
 
     matmuls, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
                                             dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
-    candidates = {key: forward(module, packing.get(key)) for key, module in runners.items()}
+    candidates = {key: forward(module, models[key], packing.get(key)) for key, module in runners.items()}
     candidates.update({f"matmul {library}": run for library, run in matmuls.items()})
     memory = {key: PeakMemory(device) for key in runners}
     log(f"[benchmark] {name} batch {batch_size} {dtype_name}{' compiled' if spec.compile else ''}: "

@@ -5,8 +5,6 @@ import torch
 from video_ats import build_model
 
 BACKBONES = ("timesformer_tiny", "xvit_tiny")
-SAMPLERS = ("its", "topk", "random")
-SCOPES = ("tube", "frame")
 
 
 def tiny_model(name, ats=None, seed=0, sharpness=10.0, num_classes=5, **overrides):

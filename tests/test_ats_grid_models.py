@@ -5,11 +5,12 @@ invariance under it is tested with the other samplers in test_models.py.)"""
 
 import pytest
 import torch
-from model_helpers import BACKBONES, SCOPES, tiny_model, varied_clips, with_ats
+from model_helpers import BACKBONES, tiny_model, varied_clips, with_ats
 from optional_extras import require_extra
 
 import video_ats.models.token_selection as token_selection
 from video_ats import build_model
+from video_ats.ats import SCOPES
 from video_ats.config import build_model_from_cfg, load_config
 from video_ats.engine.calibration import calibrate_ratio
 from video_ats.flops import clip_gflops, fvcore_gflops, model_gflops

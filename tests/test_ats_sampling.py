@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from video_ats.ats import (inverse_transform_sampling, normalize_scores, random_sampling, sample_tokens,
+from video_ats.ats import (SAMPLERS, inverse_transform_sampling, normalize_scores, random_sampling, sample_tokens,
                            token_budget, topk_sampling)
 
 
@@ -112,7 +112,7 @@ def test_random_keeps_exactly_k_valid_tokens():
 def test_sample_tokens_never_keeps_invalid_tokens():
     probabilities = normalize_scores(torch.rand(3, 10), torch.ones(3, 10, dtype=torch.bool))
     valid = torch.rand(3, 10) > 0.5
-    for sampler in ("its", "topk", "random"):
+    for sampler in SAMPLERS:
         keep = sample_tokens(sampler, probabilities, torch.full((3,), 10), valid, torch.rand(3, 10).double())
         assert not (keep & ~valid).any()
 

@@ -1,10 +1,15 @@
 """The one config source: defaults, YAML overrides, command-line overrides, clear errors."""
 
+import re
 from pathlib import Path
 
 import pytest
 
+from video_ats.ats import SAMPLERS, SCOPES, SCORES
 from video_ats.config import ats_options, build_model_from_cfg, get_cfg, load_config, model_overrides, save_config
+from video_ats.data import AGGREGATIONS, DECODERS
+from video_ats.data.sampling import CLIP_POSITIONS
+from video_ats.models import get_preset, list_models
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -43,8 +48,52 @@ def test_missing_file_and_unknown_override_are_errors(tmp_path):
 
 
 def test_invalid_choice_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"TEST.ENSEMBLE_METHOD = 'vote' is not one of \['prob', 'logit_sum'\]"):
+    with pytest.raises(ValueError, match=re.escape(f"TEST.ENSEMBLE_METHOD = 'vote' is not one of {list(AGGREGATIONS)}")):
         load_config(None, ["TEST.ENSEMBLE_METHOD", "vote"])
+
+
+@pytest.mark.parametrize("key,vocabulary", [
+    ("ATS.SAMPLER", SAMPLERS), ("ATS.SCORE", SCORES), ("ATS.SCOPE", SCOPES), ("DATA.DECODER", sorted(DECODERS)),
+    ("TEST.CLIP_POSITION", CLIP_POSITIONS), ("TEST.ENSEMBLE_METHOD", AGGREGATIONS), ("MODEL.NAME", list_models()),
+])
+def test_the_config_accepts_exactly_the_vocabulary_of_the_module_that_owns_the_option(key, vocabulary):
+    for value in vocabulary:
+        cfg = load_config(None, [key, value])
+        section, leaf = key.split(".")
+        assert cfg[section][leaf] == value
+    with pytest.raises(ValueError, match=re.escape(f"{key} = 'nope' is not one of {list(vocabulary)}")):
+        load_config(None, [key, "nope"])
+
+
+@pytest.mark.parametrize("name,mean,std,crop,jitter", [
+    # The official configs: TimeSformer's DATA.MEAN / STD 0.45 / 0.225 and TRAIN_JITTER_SCALES
+    # [256, 320] ([448, 512] for HR); XViT's 0.5 / 0.5 (video_models.md, data.md).
+    ("timesformer_base", 0.45, 0.225, 224, [256, 320]),
+    ("timesformer_hr", 0.45, 0.225, 448, [448, 512]),
+    ("xvit_b16_16", 0.5, 0.5, 224, [256, 320]),
+])
+def test_the_data_keys_left_unset_take_the_model_presets_input(name, mean, std, crop, jitter):
+    cfg = load_config(None, ["MODEL.NAME", name])
+    assert cfg.DATA.MEAN == [mean] * 3 and cfg.DATA.STD == [std] * 3
+    assert cfg.DATA.TRAIN_CROP_SIZE == cfg.DATA.TEST_CROP_SIZE == crop and cfg.DATA.TRAIN_JITTER_SCALES == jitter
+
+
+def test_a_config_value_overrides_the_preset_and_the_scales_follow_the_image_size():
+    cfg = load_config(None, ["MODEL.NAME", "xvit_b16_16", "DATA.MEAN", "[0.45, 0.45, 0.45]", "DATA.TEST_CROP_SIZE", "256"])
+    assert cfg.DATA.MEAN == [0.45] * 3 and cfg.DATA.STD == [0.5] * 3 and cfg.DATA.TEST_CROP_SIZE == 256
+    small = load_config(None, ["MODEL.NAME", "timesformer_tiny", "MODEL.IMG_SIZE", "48"])
+    # the tiny preset trains 64-pixel crops on short sides 64..80; at 48 pixels, 48..60
+    assert small.DATA.TRAIN_CROP_SIZE == 48 and small.DATA.TRAIN_JITTER_SCALES == [48, 60]
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in CONFIGS.rglob("*.yaml")), ids=lambda p: Path(p).name)
+def test_every_shipped_config_keeps_the_normalisation_and_crops_it_was_measured_with(path):
+    # The official configs: TimeSformer 0.45 / 0.225, XViT 0.5 / 0.5; the synthetic ones (the
+    # tiny XViT included) were trained with 0.45 / 0.225.
+    cfg = load_config(path)
+    expected = {"xvit_b16_16": ([0.5] * 3, [0.5] * 3)}.get(cfg.MODEL.NAME, ([0.45] * 3, [0.225] * 3))
+    assert (cfg.DATA.MEAN, cfg.DATA.STD) == expected
+    assert cfg.DATA.TRAIN_CROP_SIZE == cfg.DATA.TEST_CROP_SIZE == (cfg.MODEL.IMG_SIZE or get_preset(cfg.MODEL.NAME).img_size)
 
 
 def test_a_yaml_can_extend_a_base(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from video_ats.data import KineticsDataset, collate_views, read_frame_index
+from video_ats.data import DECODERS, KineticsDataset, collate_views, read_frame_index
 
 FRAMES = {"landscape": 60, "fps15": 30, "short": 6}
 IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
@@ -44,7 +44,7 @@ def test_test_mode_has_clips_times_crops_views_per_video(index_list):
     assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
 
 
-@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 def test_start_rule_test_clips_show_the_documented_frames(index_list, decoder):
     dataset = make(index_list, "test", test_num_clips=2, test_num_crops=3, clip_position="start", decoder=decoder)
     expected = {

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from model_helpers import BACKBONES, SAMPLERS, SCOPES, tiny_model, varied_clips
+from model_helpers import BACKBONES, tiny_model, varied_clips
+from optional_extras import require_extra
 from video_ats import build_model
+from video_ats.ats import SAMPLERS, SCOPES
 from video_ats.flops import clip_gflops, fvcore_gflops, gflops_from_stats, model_gflops
 from video_ats.models.layers import Attention
 
@@ -33,7 +35,7 @@ def test_full_size_baselines_match_the_published_per_view_gflops(name, shape, pu
     with torch.device("meta"):                  # traced without allocating any activation
         model = build_model(name, num_classes=400)
     counted = fvcore_gflops(model, torch.empty(shape, device="meta"))
-    assert counted == pytest.approx(published, rel=0.01)
+    assert counted == pytest.approx(published, rel=5e-4)     # within 0.05 %: the published value's rounding
     assert model_gflops(model) == pytest.approx(counted, rel=1e-9)
 
 
@@ -41,7 +43,7 @@ def test_batch_gflops_scale_with_the_batch():
     with torch.device("meta"):
         model = build_model("timesformer_base")
     one = fvcore_gflops(model, torch.empty(1, 3, 8, 224, 224, device="meta"))
-    assert fvcore_gflops(model, torch.empty(3, 3, 8, 224, 224, device="meta")) == pytest.approx(3 * one)
+    assert fvcore_gflops(model, torch.empty(3, 3, 8, 224, 224, device="meta")) == pytest.approx(3 * one, rel=1e-9)
 
 
 def test_scaled_dot_product_attention_is_counted():
@@ -68,7 +70,7 @@ def test_each_clip_is_charged_what_it_costs_alone(name, sampler, scope):
     per_clip = clip_gflops(model, clips)
     kept = torch.stack([stage["kept"] for stage in model.ats_stats])        # (stages, B)
     alone = torch.tensor([fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))], dtype=torch.float64)
-    assert torch.allclose(per_clip, alone, rtol=0.01, atol=0)
+    assert torch.allclose(per_clip, alone, rtol=1e-9, atol=0)
     if sampler == "its" or scope == "frame":
         assert any(len(set(row.tolist())) > 1 for row in kept), "the batch should hold different counts"
         assert len(set(per_clip.tolist())) > 1
@@ -80,7 +82,7 @@ def test_the_self_attention_score_is_charged_for_its_full_matrix():
     clips = varied_clips()
     per_clip = clip_gflops(model, clips)
     alone = [fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))]
-    assert per_clip.tolist() == pytest.approx(alone, rel=0.01)
+    assert per_clip.tolist() == pytest.approx(alone, rel=1e-9)
 
 
 def test_stats_of_a_finished_forward_give_the_same_gflops():
@@ -97,8 +99,8 @@ def test_stats_of_a_finished_forward_give_the_same_gflops():
 def test_without_ats_every_clip_costs_the_model_gflops():
     model = tiny_model("timesformer_tiny")
     per_clip = clip_gflops(model, varied_clips())
-    assert per_clip.tolist() == pytest.approx([model_gflops(model)] * 4)
-    assert model_gflops(model) == pytest.approx(fvcore_gflops(model, varied_clips()[:1]))
+    assert per_clip.tolist() == pytest.approx([model_gflops(model)] * 4, rel=1e-9)
+    assert model_gflops(model) == pytest.approx(fvcore_gflops(model, varied_clips()[:1]), rel=1e-9)
 
 
 def test_ats_keeping_every_token_costs_the_model_plus_its_scoring():
@@ -106,7 +108,7 @@ def test_ats_keeping_every_token_costs_the_model_plus_its_scoring():
     model = tiny_model("timesformer_tiny", ats=dict(sampler="topk", ratio=1.0))
     per_clip = clip_gflops(model, varied_clips())
     scoring = 3 * 8 * 65 * 96 / 1e9
-    assert per_clip.tolist() == pytest.approx([model_gflops(model) + scoring] * 4)
+    assert per_clip.tolist() == pytest.approx([model_gflops(model) + scoring] * 4, rel=1e-9)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,10 +127,11 @@ def tiny_cfg(*overrides):
 def test_benchmark_rows_carry_every_field_and_the_json_is_written(tmp_path):
     spec = BenchmarkSpec(batch_sizes=(1, 2), ratio=0.5, warmup=0, rounds=1, mmaction=False)
     rows = benchmark_config(tiny_cfg(), spec, log=lambda message: None)
+    traced = fvcore_gflops(build_model("timesformer_tiny", num_classes=5), torch.empty(1, 3, 8, 64, 64))
     assert [(row.batch_size, row.variant) for row in rows] == [
         (1, "no ATS"), (1, "ATS topk ratio 0.5"), (2, "no ATS"), (2, "ATS topk ratio 0.5")]
     for plain, ats in (rows[:2], rows[2:]):
-        assert plain.speedup is None and plain.gflops_per_clip == pytest.approx(0.53660208)
+        assert plain.speedup is None and plain.gflops_per_clip == pytest.approx(traced, rel=1e-9)
         assert ats.gflops_ratio == pytest.approx(plain.gflops_per_clip / ats.gflops_per_clip)
         assert ats.speedup == pytest.approx(ats.clips_per_s / plain.clips_per_s)
         assert ats.efficiency == pytest.approx(ats.speedup / ats.gflops_ratio)
@@ -180,7 +183,7 @@ def test_flops_tool_reports_per_view_and_per_video(tmp_path, capsys):
 
 
 def test_mmaction_timesformer_of_the_same_size_runs_when_installed():
-    pytest.importorskip("mmaction")
+    require_extra("mmaction", "mmaction")
     from experiments.benchmark import mmaction_timesformer
 
     model = build_model("timesformer_tiny", num_classes=5, depth=2)
@@ -215,7 +218,7 @@ def test_the_xvit_avg_consensus_is_counted_like_fvcore_counts_it(sampler):
     model = tiny_model("xvit_tiny", ats=dict(sampler=sampler, ratio=0.6, blocks=[2, 3]), depth=4, consensus="avg")
     clips = varied_clips()
     alone = [fvcore_gflops(model, clips[i:i + 1]) for i in range(len(clips))]
-    assert clip_gflops(model, clips).tolist() == pytest.approx(alone, rel=1e-6)
+    assert clip_gflops(model, clips).tolist() == pytest.approx(alone, rel=1e-9)
     plain = tiny_model("xvit_tiny", depth=4, consensus="avg")
     vit = tiny_model("xvit_tiny", depth=4)
     assert model_gflops(plain) == pytest.approx(fvcore_gflops(plain, clips[:1]), rel=1e-9)

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from model_helpers import BACKBONES, SAMPLERS, SCOPES, tiny_model, varied_clips, with_ats
+from model_helpers import BACKBONES, tiny_model, varied_clips, with_ats
 from video_ats import build_model
+from video_ats.ats import SAMPLERS, SCOPES
 
 
 @pytest.mark.parametrize("scope", SCOPES)
@@ -143,7 +144,7 @@ def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkey
 
     model = tiny_model(name, ats=dict(sampler="its", ratio=0.6, scope=scope))
     clips = varied_clips()
-    monkeypatch.setattr(token_selection, "PACK_MIN_PADDING", 1.0)          # never pack
+    model.pack_min_padding = 1.0                                           # never pack
     with torch.no_grad():
         padded = model(clips)
     calls = []
@@ -154,7 +155,7 @@ def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkey
         return token_selection.unpack(*args, **kwargs)
 
     monkeypatch.setattr(module, "unpack", counting_unpack)
-    monkeypatch.setattr(token_selection, "PACK_MIN_PADDING", 0.0)          # pack whenever a clip is padded
+    model.pack_min_padding = 0.0                                           # pack whenever a clip is padded
     with torch.no_grad():
         packed = model(clips)
     assert calls, "the batch has padding, so the packed path should have run"

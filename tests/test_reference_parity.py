@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from video_ats import build_model, load_checkpoint
+from video_ats.ats import SCOPES
 from video_ats.checkpoint import checkpoint_num_classes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
@@ -65,7 +66,7 @@ def test_xvit_matches_the_official_code(name):
     assert torch.allclose(logits, fixture["logits"], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("scope", ["tube", "frame"])
+@pytest.mark.parametrize("scope", SCOPES)
 def test_ats_keeping_everything_matches_the_official_code(scope):
     ats = dict(sampler="topk", ratio=1.0, scope=scope, blocks=[1, 2, 3])
     for fixture, model in ((f := load("official_timesformer_tiny"), timesformer_from(f, ats)),

@@ -10,6 +10,7 @@ from model_helpers import tiny_model
 from PIL import Image
 from tool_helpers import load_tool
 
+from video_ats.ats import SCOPES
 from video_ats.engine import visualization as viz
 from video_ats.config import load_config
 from video_ats.engine.builders import build_dataset
@@ -60,7 +61,7 @@ def test_masked_frames_leave_kept_patches_and_grey_out_dropped_ones():
     assert (out[0, :8, 8:] == grey).all() and (out[0, 8:, :8] == grey).all()
 
 
-@pytest.mark.parametrize("scope", ["tube", "frame"])
+@pytest.mark.parametrize("scope", SCOPES)
 def test_masks_of_a_forward_equal_its_kept_positions_and_counts(scope):
     model = tiny_model("timesformer_tiny", ats={"ratio": 0.7, "scope": scope}, num_classes=3, embed_dim=32,
                        num_heads=2)

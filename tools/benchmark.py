@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
                                  markdown_table, write_json)
+from video_ats.ats import SAMPLERS  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def main(argv=None):
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--ratio", type=float, help="fixed budget: keep round(ratio x N) positions per stage")
     budget.add_argument("--saving", type=float, help="fixed budget at the ratio that removes this GFLOPs share")
-    parser.add_argument("--sampler", default="topk", choices=["topk", "its", "random"],
+    parser.add_argument("--sampler", default="topk", choices=list(SAMPLERS),
                         help="sampler with --ratio/--saving (topk: the count does not depend on the weights)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (the median is reported)")

@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from experiments.data_benchmark import benchmark_loading, format_table  # noqa: E402
+from video_ats.data.decoders import DECODERS  # noqa: E402
 from video_ats.data.synthetic import make_synthetic_dataset  # noqa: E402
 
 
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     parser.add_argument("--synthetic-size", nargs=4, type=int, metavar=("FRAMES", "HEIGHT", "WIDTH", "FPS"),
                         default=[40, 96, 128, 20], help="synthetic clip format (default: %(default)s)")
     parser.add_argument("--synthetic-clips", type=int, default=16, help="synthetic clips per class")
-    parser.add_argument("--decoders", nargs="+", default=["decord", "pyav"])
+    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS))
     parser.add_argument("--modes", nargs="+", default=["train", "test"])
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--sampling-rate", type=float, default=4)

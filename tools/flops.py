@@ -18,13 +18,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from video_ats.config import load_config  # noqa: E402
-from video_ats.flops import flops_report  # noqa: E402
+from video_ats.engine.flops_report import CLIP_SOURCES, flops_report  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", required=True, help="config YAML")
-    parser.add_argument("--source", choices=["none", "dataset", "random"], default=None,
+    parser.add_argument("--source", choices=CLIP_SOURCES, default=None,
                         help="clips for the ATS distribution (default: dataset when ATS is enabled)")
     parser.add_argument("--random-views", type=int, default=32, help="random clips for --source random")
     parser.add_argument("--max-videos", type=int, default=None, help="stop after this many videos")

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .models import PRESETS, TimeSformer, XViT, build_model
+from .models import MODEL_CLASSES, PRESETS, build_model, list_models, model_class_of
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +62,9 @@ EXPECTED = {
     "timm_vit": "an image ViT in timm layout ('patch_embed.proj.weight', 'blocks.0.attn.qkv.weight', ...)",
 }
 
-# The classifier of each backbone (the keys drop_head is about).
-HEAD_KEYS = {"TimeSformer": ("head.weight", "head.bias"),
-             "XViT": ("consensus.mlp_head.4.weight", "consensus.mlp_head.4.bias")}
-# XViT with the official "avg" consensus: one Linear over the per-frame features.
-AVG_HEAD_KEYS = ("consensus.fc.weight", "consensus.fc.bias")
-
-
-def head_keys(family: str, *states: Mapping[str, Any]) -> Tuple[str, str]:
-    """The classifier keys of ``family``; XViT's are ``consensus.fc`` when any of ``states`` has them."""
-    if family == "XViT" and any(AVG_HEAD_KEYS[0] in state for state in states):
-        return AVG_HEAD_KEYS
-    return HEAD_KEYS[family]
+# What the loader knows about each backbone comes from its class (see video_ats.models):
+# ``classifier_keys``, ``owns_state``, ``from_image_vit``, ``time_embed_key`` and
+# ``pos_embed_interpolation``. A family below is one of `video_ats.models.MODEL_CLASSES`.
 
 
 class CheckpointError(ValueError):
@@ -335,22 +326,9 @@ def _detect_expected(checkpoint: Mapping[str, Any], source: str, where: str) -> 
     return detected, state
 
 
-def _family_of(state: Mapping[str, Tensor]) -> Optional[str]:
-    """Which backbone a state dict in our names belongs to (None: an image ViT)."""
-    if "temp_embed" in state or _has_prefix(state, "consensus."):
-        return "XViT"
-    if "time_embed" in state or any(".temporal_attn." in key for key in state):
-        return "TimeSformer"
-    return None
-
-
-def _model_family(model: nn.Module) -> str:
-    if isinstance(model, TimeSformer):
-        return "TimeSformer"
-    if isinstance(model, XViT):
-        return "XViT"
-    raise TypeError(f"load_checkpoint loads into this toolkit's TimeSformer or XViT (video_ats.build_model), "
-                    f"got {type(model).__name__}")
+def _family_of(state: Mapping[str, Tensor]) -> Optional[type]:
+    """Which backbone class a state dict in our names belongs to (None: an image ViT)."""
+    return next((model_class for model_class in MODEL_CLASSES if model_class.owns_state(state)), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,12 +385,12 @@ def _rename(state: Mapping[str, Tensor], top: Mapping[str, str], block_prefix: s
     return mapped
 
 
-def map_video_ats(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
+def map_video_ats(state: Mapping[str, Tensor], family: type, target: Mapping[str, Tensor]) -> MappedState:
     """Our own names: nothing to rename."""
     return MappedState(state=dict(state))
 
 
-def map_timesformer_official(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
+def map_timesformer_official(state: Mapping[str, Tensor], family: type, target: Mapping[str, Tensor]) -> MappedState:
     """Official TimeSformer: our names with a ``model.`` prefix (the PySlowFast wrapper)."""
     mapped = MappedState(state={})
     for key, value in state.items():
@@ -423,7 +401,7 @@ def map_timesformer_official(state: Mapping[str, Tensor], family: str, target: M
     return mapped
 
 
-def map_xvit_official(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
+def map_xvit_official(state: Mapping[str, Tensor], family: type, target: Mapping[str, Tensor]) -> MappedState:
     """Official XViT: ``base_model.`` + our backbone names, then by its consensus type.
 
     ``vit`` (the checkpoint has ``consensus.*``): those keys as ours, ``new_fc`` unused. ``avg``
@@ -447,14 +425,14 @@ def map_xvit_official(state: Mapping[str, Tensor], family: str, target: Mapping[
     return mapped
 
 
-def map_huggingface(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
+def map_huggingface(state: Mapping[str, Tensor], family: type, target: Mapping[str, Tensor]) -> MappedState:
     """transformers' TimesformerForVideoClassification (or the headless TimesformerModel)."""
     state = {(key[len("timesformer."):] if key.startswith("timesformer.") else key): value
              for key, value in state.items()}
     return _rename(state, _HF_TOP, "encoder.layer.", _HF_BLOCK)
 
 
-def map_mmaction2(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
+def map_mmaction2(state: Mapping[str, Tensor], family: type, target: Mapping[str, Tensor]) -> MappedState:
     """An mmaction2 recognizer: its own TimeSformer backbone, or ours through the bridge.
 
     mmaction2's TimeSformer: §3.1 table (``transformer_layers.layers.i.attentions.0`` = temporal,
@@ -473,7 +451,7 @@ def map_mmaction2(state: Mapping[str, Tensor], family: str, target: Mapping[str,
             return mapped
         return _rename(state, _MM_TOP, _MM_BLOCK_PREFIX, _MM_BLOCK)
     backbone = {key[len("backbone."):]: value for key, value in state.items() if key.startswith("backbone.")}
-    head = head_keys(_family_of(backbone) or family, target)
+    head = (_family_of(backbone) or family).classifier_keys(target)
     mapped = MappedState(state=backbone)
     for key, value in state.items():
         if key in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"):
@@ -483,15 +461,16 @@ def map_mmaction2(state: Mapping[str, Tensor], family: str, target: Mapping[str,
     return mapped
 
 
-def map_timm_vit(state: Mapping[str, Tensor], family: str, target: Mapping[str, Tensor]) -> MappedState:
+def map_timm_vit(state: Mapping[str, Tensor], family: type, target: Mapping[str, Tensor]) -> MappedState:
     """An ImageNet ViT (timm layout) as the starting point of a video backbone.
 
     Patch embedding, CLS, position embedding, blocks and final norm are used as they are; the
-    image classifier and the in21k ``pre_logits`` layer are left out. TimeSformer: every
-    block's ``attn`` and ``norm1`` are also copied into ``temporal_attn`` and
-    ``temporal_norm1`` (the official initialisation), ``temporal_fc`` and ``time_embed`` are
-    zeros, so each block starts as the image block. XViT: ``temp_embed`` is zeros. The video
-    classifier (and XViT's consensus head) keep the model's own initialisation.
+    image classifier and the in21k ``pre_logits`` layer are left out. The rest is the
+    family's ``from_image_vit``: TimeSformer copies every block's ``attn`` and ``norm1`` into
+    ``temporal_attn`` and ``temporal_norm1`` (the official initialisation) with
+    ``temporal_fc`` and ``time_embed`` zeros, so each block starts as the image block; XViT
+    has ``temp_embed`` zeros. The video classifier (and XViT's consensus head) keep the
+    model's own initialisation.
     """
     mapped = MappedState(state={})
     for key, value in state.items():
@@ -503,27 +482,20 @@ def map_timm_vit(state: Mapping[str, Tensor], family: str, target: Mapping[str, 
             mapped.state[key] = value
         else:
             mapped.unmapped.append(key)
-    if family == "TimeSformer":
-        for key in list(mapped.state):
-            match = re.match(r"blocks\.(\d+)\.(attn|norm1)\.(.+)$", key)
-            if match:
-                copy = f"blocks.{match.group(1)}.temporal_{match.group(2)}.{match.group(3)}"
-                mapped.state[copy] = mapped.state[key].clone()
-                mapped.copied[copy] = key
-        zeros = [key for key in target if key == "time_embed" or ".temporal_fc." in key]
-    else:
-        zeros = [key for key in target if key == "temp_embed"]
+    copied, zeros, own = family.from_image_vit(list(mapped.state), list(target))
+    for key, source in copied.items():
+        mapped.state[key] = mapped.state[source].clone()
+        mapped.copied[key] = source
     for key in zeros:
         mapped.state[key] = torch.zeros_like(target[key])
         mapped.initialized[key] = "zeros"
-    own = [key for key in target if key in HEAD_KEYS[family] or key.startswith("consensus.")]
     for key in own:
         mapped.state[key] = target[key]
         mapped.initialized[key] = "the model's own initialisation"
     return mapped
 
 
-_MAPPERS: Dict[str, Callable[[Mapping[str, Tensor], str, Mapping[str, Tensor]], MappedState]] = {
+_MAPPERS: Dict[str, Callable[[Mapping[str, Tensor], type, Mapping[str, Tensor]], MappedState]] = {
     "video_ats": map_video_ats, "timesformer_official": map_timesformer_official,
     "xvit_official": map_xvit_official, "huggingface": map_huggingface, "mmaction2": map_mmaction2,
     "timm_vit": map_timm_vit}
@@ -533,13 +505,14 @@ _MAPPERS: Dict[str, Callable[[Mapping[str, Tensor], str, Mapping[str, Tensor]], 
 # Embedding resizes (the one place)
 
 
-def resize_pos_embed(pos_embed: Tensor, num_tokens: int, family: str) -> Tensor:
+def resize_pos_embed(pos_embed: Tensor, num_tokens: int, interpolation: str) -> Tensor:
     """Resize a (1, 1+N, d) position embedding over its square grid to (1, 1+num_tokens, d).
 
-    The CLS row is kept. TimeSformer: 2-D nearest, as the official TimeSformer (and Hugging
-    Face) forward does for another input size. XViT: bicubic with ``scale_factor = new grid /
-    old grid``, exactly what the official XViT forward computes from its 224-px table
-    (``F.interpolate(..., scale_factor=img_size / 224, mode="bicubic")``).
+    The CLS row is kept. ``interpolation`` is the family's ``pos_embed_interpolation``:
+    ``"nearest"`` (2-D nearest, as the official TimeSformer and Hugging Face forwards do for
+    another input size) or ``"bicubic"`` (bicubic with ``scale_factor = new grid / old
+    grid``, exactly what the official XViT forward computes from its 224-px table,
+    ``F.interpolate(..., scale_factor=img_size / 224, mode="bicubic")``).
     """
     old_side, new_side = math.isqrt(pos_embed.shape[1] - 1), math.isqrt(num_tokens - 1)
     if old_side ** 2 != pos_embed.shape[1] - 1 or new_side ** 2 != num_tokens - 1:
@@ -547,7 +520,7 @@ def resize_pos_embed(pos_embed: Tensor, num_tokens: int, family: str) -> Tensor:
                               f"only square patch grids are supported")
     dim = pos_embed.shape[-1]
     grid = pos_embed[0, 1:].float().reshape(old_side, old_side, dim).permute(2, 0, 1)[None]   # (1, d, g, g)
-    if family == "XViT":
+    if interpolation == "bicubic":
         resized = F.interpolate(grid, scale_factor=new_side / old_side, mode="bicubic")
         if resized.shape[-1] != new_side:   # floating point gave another size: ask for it directly
             resized = F.interpolate(grid, size=(new_side, new_side), mode="bicubic")
@@ -570,17 +543,17 @@ def resize_time_embed(time_embed: Tensor, num_frames: int) -> Tensor:
 
 
 def _resize_embeddings(state: Dict[str, Tensor], target: Mapping[str, Tensor],
-                       family: str) -> List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]:
+                       family: type) -> List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]:
     resized = []
-    for key in ("pos_embed", "time_embed", "temp_embed"):
+    for key in ("pos_embed", family.time_embed_key):
         if key not in state or key not in target:
             continue
         old, new = tuple(state[key].shape), tuple(target[key].shape)
         if old == new or len(old) != len(new) or old[-1] != new[-1]:
             continue   # identical, or a different embedding width: the shape check reports it
         if key == "pos_embed":
-            state[key] = resize_pos_embed(state[key], new[1], family)
-            how = "2-D bicubic (official XViT)" if family == "XViT" else "2-D nearest (official TimeSformer)"
+            state[key] = resize_pos_embed(state[key], new[1], family.pos_embed_interpolation)
+            how = f"2-D {family.pos_embed_interpolation} (official {family.__name__})"
         else:
             state[key] = resize_time_embed(state[key], new[1])
             how = "nearest over time (official TimeSformer loader)"
@@ -593,9 +566,9 @@ def _resize_embeddings(state: Dict[str, Tensor], target: Mapping[str, Tensor],
 # Loading
 
 
-def _handle_head(state: Dict[str, Tensor], target: Mapping[str, Tensor], family: str, drop_head: bool,
+def _handle_head(state: Dict[str, Tensor], target: Mapping[str, Tensor], family: type, drop_head: bool,
                  report: LoadReport, where: str) -> None:
-    keys = head_keys(family, state, target)
+    keys = family.classifier_keys(state, target)
     in_checkpoint = [key for key in keys if key in state]
     in_model = [key for key in keys if key in target]
     # Only the class count decides here; another feature width is an architecture mismatch
@@ -718,7 +691,11 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
     """
     _check_source_name(source)               # before any file is read
     model = _unwrap_model(model)
-    family = _model_family(model)
+    try:
+        family = model_class_of(model)
+    except TypeError as error:
+        raise TypeError(f"load_checkpoint loads into this toolkit's backbones (video_ats.build_model): {error}") \
+            from None
     path, checkpoint = _read(path_or_state_dict)
     where = path or "the given state dict"
     detected, raw = _detect_expected(checkpoint, source, where)
@@ -726,8 +703,9 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
     mapped = _MAPPERS[detected](raw, family, target)
     checkpoint_family = _family_of(mapped.state)
     if checkpoint_family not in (None, family):
-        raise CheckpointError(f"{where} holds a {checkpoint_family} ({detected} layout) but the model is a {family}; "
-                              f"build a {checkpoint_family} preset ({_presets_of(checkpoint_family)}) to load it")
+        raise CheckpointError(f"{where} holds a {checkpoint_family.__name__} ({detected} layout) but the model is a "
+                              f"{family.__name__}; build a {checkpoint_family.__name__} preset "
+                              f"({', '.join(list_models(checkpoint_family.__name__))}) to load it")
     state = mapped.state
     report = LoadReport(source=detected, path=path, ignored=dict(mapped.ignored), copied=dict(mapped.copied),
                         initialized=dict(mapped.initialized))
@@ -741,10 +719,6 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
     return report
 
 
-def _presets_of(family: str) -> str:
-    return ", ".join(name for name, (model_class, _) in PRESETS.items() if model_class.__name__ == family)
-
-
 def checkpoint_num_classes(path_or_state_dict: Union[str, os.PathLike, Mapping[str, Any]],
                            source: str = "auto") -> Optional[int]:
     """The class count of a checkpoint's classifier (None when it has none, e.g. an image ViT)."""
@@ -752,8 +726,11 @@ def checkpoint_num_classes(path_or_state_dict: Union[str, os.PathLike, Mapping[s
     detected, raw = _detect_expected(checkpoint, source, path or "the given state dict")
     if detected == "timm_vit":
         return None                      # its ImageNet classifier is never used
-    mapped = _MAPPERS[detected](raw, "TimeSformer", {})
-    weight = mapped.state.get(head_keys(_family_of(mapped.state) or "TimeSformer", mapped.state)[0])
+    # The family argument only matters for a state without a family's keys, which a video
+    # checkpoint with a classifier is not.
+    mapped = _MAPPERS[detected](raw, MODEL_CLASSES[0], {})
+    family = _family_of(mapped.state) or MODEL_CLASSES[0]
+    weight = mapped.state.get(family.classifier_keys(mapped.state)[0])
     return None if weight is None else int(weight.shape[0])
 
 
@@ -821,7 +798,7 @@ def save_model_checkpoint(path: Union[str, os.PathLike], model: nn.Module, *, mo
     """
     model = _unwrap_model(model)
     if model_name is not None and model_name not in PRESETS:
-        raise ValueError(f"unknown model_name {model_name!r}; valid names are {sorted(PRESETS)} or None")
+        raise ValueError(f"unknown model_name {model_name!r}; valid names are {list_models()} or None")
     clashes = sorted(set(extra or {}) & set(_RESERVED))
     if clashes:
         raise ValueError(f"extra keys {clashes} are reserved by the checkpoint format {list(_RESERVED)}")
@@ -864,7 +841,7 @@ def build_model_from_checkpoint(path: Union[str, os.PathLike]) -> nn.Module:
                               f"with video_ats.build_model and use video_ats.load_checkpoint for other formats")
     name = checkpoint.get("model_name")
     if name not in PRESETS:
-        raise CheckpointError(f"{path} names model {name!r}, not one of {sorted(PRESETS)}; build the model with "
+        raise CheckpointError(f"{path} names model {name!r}, not one of {list_models()}; build the model with "
                               f"video_ats.build_model and call video_ats.load_checkpoint")
     model = build_model(name, num_classes=int(checkpoint["num_classes"]), ats=checkpoint.get("ats"),
                         **dict(checkpoint.get("model_kwargs") or {}))

@@ -5,6 +5,10 @@ YAML files in configs/ only override these; the command line adds ``KEY VALUE`` 
     cfg = load_config("configs/kinetics400/timesformer_base_ats.yaml", ["TRAIN.BATCH_SIZE", "4"])
 
 A key that does not exist here is an error naming the key and the file, never a silent no-op.
+A key whose values are a vocabulary is checked against the vocabulary of the module that owns
+it (`video_ats.ats`, `video_ats.data`); the few that only the engine reads are defined here.
+The ``DATA`` keys left at None (normalisation, crop sizes, training scales) take the model
+preset's values (`video_ats.models.pretrained_cfg`) when the config is loaded.
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
-from .ats.options import GRIDS, check_grid
+from .ats import GRIDS, SAMPLERS, SCOPES, SCORES
+from .ats.options import check_grid
+from .data import AGGREGATIONS, DECODERS
+from .data.sampling import CLIP_POSITIONS
+from .models import build_model, get_preset, list_models
+
+# Vocabularies of the keys only the engine reads (the engine imports them from here).
+DEVICES = ("auto", "cpu", "cuda")
+MIXED_PRECISIONS = ("bf16", "fp16", "none")
+OPTIMIZERS = ("sgd", "adamw")
 
 _C = CfgNode()
 
@@ -28,8 +41,8 @@ _C.DEVICE = "auto"
 
 # ---------------------------------------------------------------------------------------------
 _C.MODEL = CfgNode()
-# A preset of video_ats.build_model: timesformer_base/hr/large, xvit_b16_8/16/32,
-# timesformer_tiny, xvit_tiny.
+# A preset of video_ats.build_model (video_ats.list_models()): timesformer_base/hr/large,
+# xvit_b16_8/16/32, timesformer_tiny, xvit_tiny.
 _C.MODEL.NAME = "timesformer_base"
 _C.MODEL.NUM_CLASSES = 400
 # Architecture overrides; None keeps the preset's value.
@@ -100,13 +113,16 @@ _C.DATA.DECODER = "decord"
 _C.DATA.NUM_FRAMES = None
 _C.DATA.SAMPLING_RATE = 32
 _C.DATA.TARGET_FPS = 30
-_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
-_C.DATA.TRAIN_CROP_SIZE = 224
-_C.DATA.TEST_CROP_SIZE = 224
+# Short-side range of the random-scale training augmentation; None = the preset's (scaled with
+# MODEL.IMG_SIZE), e.g. [256, 320] for 224-pixel models.
+_C.DATA.TRAIN_JITTER_SCALES = None
+# Crop sides; None = the model's input size (MODEL.IMG_SIZE, else the preset's).
+_C.DATA.TRAIN_CROP_SIZE = None
+_C.DATA.TEST_CROP_SIZE = None
 _C.DATA.RANDOM_FLIP = True
-# TimeSformer: 0.45 / 0.225; XViT: 0.5 / 0.5.
-_C.DATA.MEAN = [0.45, 0.45, 0.45]
-_C.DATA.STD = [0.225, 0.225, 0.225]
+# Per-channel normalisation; None = the preset's (TimeSformer 0.45 / 0.225, XViT 0.5 / 0.5).
+_C.DATA.MEAN = None
+_C.DATA.STD = None
 # Replacement attempts for a broken training video before giving up.
 _C.DATA.MAX_RETRIES = 10
 
@@ -161,8 +177,10 @@ _C.TEST.NUM_ENSEMBLE_VIEWS = 1
 _C.TEST.NUM_SPATIAL_CROPS = 3
 # start (official TimeSformer / PySlowFast code) | middle (paper, mmaction2)
 _C.TEST.CLIP_POSITION = "start"
-# prob (mean softmax, paper / mmaction2) | logit_sum (official TimeSformer code)
-_C.TEST.ENSEMBLE_METHOD = "prob"
+# How the views of a video are combined (video_ats.data.AGGREGATIONS): mean_softmax (the papers,
+# mmaction2 average_clips="prob") | sum_logits (official TimeSformer / XViT code) | mean_logits |
+# max_logits.
+_C.TEST.ENSEMBLE_METHOD = "mean_softmax"
 # Checkpoint to test; empty = the newest in OUTPUT_DIR, else MODEL.PRETRAINED.
 _C.TEST.CHECKPOINT_FILE = ""
 
@@ -194,7 +212,32 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Cf
     if overrides:
         sources.append("command-line overrides")
     _check(cfg, " + ".join(sources) or "the defaults")
+    _fill_input_defaults(cfg)
     return cfg
+
+
+# DATA key -> the pretrained_cfg entry it defaults to.
+_INPUT_DEFAULTS = {"MEAN": "mean", "STD": "std", "TRAIN_CROP_SIZE": "crop_size", "TEST_CROP_SIZE": "crop_size",
+                   "TRAIN_JITTER_SCALES": "train_jitter_scales"}
+
+
+def input_defaults(cfg: CfgNode) -> dict:
+    """The input the config's model expects: its preset's `Preset.input_config` for the
+    MODEL.NUM_FRAMES / MODEL.IMG_SIZE overrides."""
+    return get_preset(cfg.MODEL.NAME).input_config(cfg.MODEL.NUM_FRAMES, cfg.MODEL.IMG_SIZE)
+
+
+def _fill_input_defaults(cfg: CfgNode) -> None:
+    """Set the DATA keys left at None to the model preset's values (see `input_defaults`)."""
+    defaults = input_defaults(cfg)
+    was_frozen = cfg.is_frozen()
+    cfg.defrost()
+    for key, name in _INPUT_DEFAULTS.items():
+        if cfg.DATA[key] is None:
+            value = defaults[name]
+            cfg.DATA[key] = list(value) if isinstance(value, tuple) else value
+    if was_frozen:
+        cfg.freeze()
 
 
 def _merge_file(cfg: CfgNode, path: str) -> None:
@@ -224,12 +267,13 @@ def _message(error: Exception) -> str:
 
 def _check(cfg: CfgNode, source: str) -> None:
     choices = {
-        "ATS.SAMPLER": ("its", "topk", "random"), "ATS.SCORE": ("cls_vnorm", "cls", "self_attn"),
-        "ATS.SCOPE": ("tube", "frame"), "ATS.GRID": GRIDS, "DATA.DECODER": ("decord", "pyav"),
+        "MODEL.NAME": list_models(),
+        "ATS.SAMPLER": SAMPLERS, "ATS.SCORE": SCORES,
+        "ATS.SCOPE": SCOPES, "ATS.GRID": GRIDS, "DATA.DECODER": sorted(DECODERS),
         "DATA.ANNOTATION_FORMAT": ("auto", "kinetics_csv", "path_label", "csv"),
-        "TEST.CLIP_POSITION": ("start", "middle"), "TEST.ENSEMBLE_METHOD": ("prob", "logit_sum"),
-        "TRAIN.MIXED_PRECISION": ("bf16", "fp16", "none"), "DEVICE": ("auto", "cpu", "cuda"),
-        "SOLVER.OPTIMIZER": ("sgd", "adamw"),
+        "TEST.CLIP_POSITION": CLIP_POSITIONS, "TEST.ENSEMBLE_METHOD": AGGREGATIONS,
+        "TRAIN.MIXED_PRECISION": MIXED_PRECISIONS, "DEVICE": DEVICES,
+        "SOLVER.OPTIMIZER": OPTIMIZERS,
     }
     for key, valid in choices.items():
         node, leaf = cfg, key.split(".")
@@ -272,8 +316,6 @@ def ats_options(cfg: CfgNode) -> Optional[dict]:
 
 def build_model_from_cfg(cfg: CfgNode):
     """video_ats.build_model with the MODEL and ATS sections of ``cfg``."""
-    from .models import build_model
-
     return build_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, ats=ats_options(cfg),
                        **model_overrides(cfg))
 

@@ -43,6 +43,18 @@ def content_key(video: Tensor) -> Tensor:
     return _mix32((quantized * position).sum(dim=1)) & 0x7FFFFFFF
 
 
+def frame_keys(clip_keys: Tensor, num_frames: int) -> Tensor:
+    """One key per frame of each clip, for samplers that draw per frame (``frame`` scope).
+
+    Args:
+        clip_keys: (B,) int64, e.g. `content_key` of each clip.
+    Returns:
+        (B, num_frames) int64, a hash of (clip key, frame index).
+    """
+    frame_index = torch.arange(num_frames, device=clip_keys.device, dtype=torch.long)
+    return _mix32(clip_keys[:, None] * 31 + frame_index)
+
+
 def hashed_uniform(keys: Tensor, num: int, salt: int) -> Tensor:
     """Uniform numbers in [0, 1) indexed by (row key, column, salt).
 

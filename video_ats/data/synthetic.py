@@ -216,15 +216,7 @@ def make_synthetic_dataset(
     Returns :class:`SyntheticDataset`.
     """
     videos_per_class = dict(videos_per_class or {"train": 32, "val": 8})
-    if classes is not None:
-        unknown = [name for name in classes if name not in MOTION_CLASSES]
-        if unknown or not classes or len(set(classes)) != len(classes):
-            raise ValueError(f"classes {list(classes)} must be distinct names among {list(MOTION_CLASSES)}")
-        motions = tuple(classes)
-    elif not 1 <= num_classes <= len(MOTION_CLASSES):
-        raise ValueError(f"num_classes must be in [1, {len(MOTION_CLASSES)}], got {num_classes}")
-    else:
-        motions = MOTION_CLASSES[:num_classes]
+    motions = _chosen_motions(num_classes, classes)
     if height % 2 or width % 2:
         raise ValueError(f"height and width must be even for H.264 yuv420p, got {height}x{width}")
     unknown = [level for level in clutter_levels if level not in CLUTTER_LEVELS]
@@ -233,82 +225,33 @@ def make_synthetic_dataset(
     if num_frames < 2:
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
     root = Path(root)
-    params = {
-        "version": GENERATOR_VERSION,
-        "num_classes": len(motions),
-        "motions": list(motions),
-        "videos_per_class": videos_per_class,
-        "num_frames": num_frames,
-        "height": height,
-        "width": width,
-        "fps": fps,
-        "clutter_levels": list(clutter_levels),
-        "object_size": object_size,
-        "motion_amplitude": motion_amplitude,
-        "noise_std": noise_std,
-        "distractor_similarity": distractor_similarity,
-        "distractor_speed": distractor_speed,
-        "crf": crf,
-        "seed": seed,
-    }
+    clip_format = dict(num_frames=num_frames, height=height, width=width, fps=fps)
+    render_options = dict(object_size=object_size, motion_amplitude=motion_amplitude, noise_std=noise_std,
+                          distractor_similarity=distractor_similarity, distractor_speed=distractor_speed)
+    params = {"version": GENERATOR_VERSION, "num_classes": len(motions), "motions": list(motions),
+              "videos_per_class": videos_per_class, **clip_format, "clutter_levels": list(clutter_levels),
+              **render_options, "crf": crf, "seed": seed}
     classes = tuple(sorted(motions))
-    layout = SyntheticDataset(
-        root=root,
-        classes=classes,
-        annotations={split: root / _csv_name(split) for split in videos_per_class},
-        class_list=root / "classes.txt",
-        clips=root / "clips.csv",
-        generated=True,
-    )
+    layout = SyntheticDataset(root=root, classes=classes,
+                              annotations={split: root / _csv_name(split) for split in videos_per_class},
+                              class_list=root / "classes.txt", clips=root / "clips.csv", generated=True)
     if _is_complete(root, params):
         return SyntheticDataset(**{**layout.__dict__, "generated": False})
     _remove_previous(root)
     root.mkdir(parents=True, exist_ok=True)
 
-    clip_rows = []
-    used_ids = set()
+    clip_rows, used_ids = [], set()
     for split_number, (split, per_class) in enumerate(videos_per_class.items()):
         csv_rows = []
         for motion in motions:
-            label = classes.index(motion)
-            folder = root / split / motion.replace(" ", "_")
-            folder.mkdir(parents=True, exist_ok=True)
             for number in range(per_class):
-                clip_seed = int(
-                    np.random.SeedSequence([seed, split_number, MOTION_CLASSES.index(motion), number])
-                    .generate_state(1)[0]
-                )
-                rng = np.random.default_rng(clip_seed)
-                youtube_id = _youtube_id(rng, used_ids)
-                time_start = int(rng.integers(0, 600))
-                time_end = time_start + max(1, round(num_frames / fps))
-                clutter = clutter_levels[number % len(clutter_levels)]
-                frames, details = render_clip(
-                    motion, rng, num_frames=num_frames, height=height, width=width,
-                    clutter=clutter, object_size=object_size,
-                    motion_amplitude=motion_amplitude, noise_std=noise_std,
-                    distractor_similarity=distractor_similarity,
-                    distractor_speed=distractor_speed,
-                )
-                path = folder / f"{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
-                write_mp4(path, frames, fps, crf=crf)
-                csv_rows.append((motion, youtube_id, time_start, time_end, split))
-                clip_rows.append({
-                    "path": path.relative_to(root).as_posix(),
-                    "split": split,
-                    "youtube_id": youtube_id,
-                    "time_start": time_start,
-                    "time_end": time_end,
-                    "label": motion,
-                    "label_index": label,
-                    "clutter": clutter,
-                    **details,
-                    "seed": clip_seed,
-                })
-        with open(layout.annotations[split], "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(KINETICS_CSV_HEADER)
-            writer.writerows(csv_rows)
+                clip_seed = int(np.random.SeedSequence([seed, split_number, MOTION_CLASSES.index(motion), number])
+                                .generate_state(1)[0])
+                row = _write_clip(root, split, motion, classes.index(motion), clip_seed, used_ids,
+                                  clutter_levels[number % len(clutter_levels)], clip_format, render_options, crf)
+                csv_rows.append((motion, row["youtube_id"], row["time_start"], row["time_end"], split))
+                clip_rows.append(row)
+        _write_csv(layout.annotations[split], KINETICS_CSV_HEADER, csv_rows)
     layout.class_list.write_text("".join(name + "\n" for name in classes), encoding="utf-8")
     with open(layout.clips, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(clip_rows[0]))
@@ -317,6 +260,44 @@ def make_synthetic_dataset(
     # Written last: a manifest means the dataset is complete.
     (root / "manifest.json").write_text(json.dumps({"params": params, "splits": list(videos_per_class)}, indent=2))
     return layout
+
+
+def _chosen_motions(num_classes: int, classes: Optional[Sequence[str]]) -> Tuple[str, ...]:
+    """The motions of a dataset: ``classes`` (checked) or the first ``num_classes``."""
+    if classes is not None:
+        unknown = [name for name in classes if name not in MOTION_CLASSES]
+        if unknown or not classes or len(set(classes)) != len(classes):
+            raise ValueError(f"classes {list(classes)} must be distinct names among {list(MOTION_CLASSES)}")
+        return tuple(classes)
+    if not 1 <= num_classes <= len(MOTION_CLASSES):
+        raise ValueError(f"num_classes must be in [1, {len(MOTION_CLASSES)}], got {num_classes}")
+    return MOTION_CLASSES[:num_classes]
+
+
+def _write_clip(root: Path, split: str, motion: str, label: int, clip_seed: int, used_ids: set, clutter: int,
+                clip_format: dict, render_options: dict, crf: int) -> dict:
+    """Render and encode one clip from its own seed; returns its clips.csv row."""
+    folder = root / split / motion.replace(" ", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    num_frames, fps = clip_format["num_frames"], clip_format["fps"]
+    rng = np.random.default_rng(clip_seed)
+    youtube_id = _youtube_id(rng, used_ids)
+    time_start = int(rng.integers(0, 600))
+    time_end = time_start + max(1, round(num_frames / fps))
+    frames, details = render_clip(motion, rng, num_frames=num_frames, height=clip_format["height"],
+                                  width=clip_format["width"], clutter=clutter, **render_options)
+    path = folder / f"{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+    write_mp4(path, frames, fps, crf=crf)
+    return {"path": path.relative_to(root).as_posix(), "split": split, "youtube_id": youtube_id,
+            "time_start": time_start, "time_end": time_end, "label": motion, "label_index": label,
+            "clutter": clutter, **details, "seed": clip_seed}
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def _csv_name(split: str) -> str:

@@ -10,9 +10,11 @@ import torch
 from torch.utils.data import DataLoader, Sampler, Subset
 from yacs.config import CfgNode
 
+from ..data import KineticsDataset, TestViews, collate_views, load_class_list
+from ..data.annotations import SHIPPED_CLASS_LISTS
+from ..data.check import check_video
+from ..models import get_preset
 from .distributed import DistContext
-
-ENSEMBLE_METHODS = {"prob": "mean_softmax", "logit_sum": "sum_logits"}
 
 
 def data_path(cfg: CfgNode, path: str) -> str:
@@ -25,15 +27,11 @@ def num_frames(cfg: CfgNode, model=None) -> int:
         return int(cfg.DATA.NUM_FRAMES)
     if model is not None:
         return int(model.num_frames)
-    from ..models import PRESETS
-
-    return int(cfg.MODEL.NUM_FRAMES or PRESETS[cfg.MODEL.NAME][1]["num_frames"])
+    return int(cfg.MODEL.NUM_FRAMES or get_preset(cfg.MODEL.NAME).num_frames)
 
 
 def build_dataset(cfg: CfgNode, mode: str):
     """KineticsDataset for ``mode`` (train | val | test) from the DATA and TEST sections."""
-    from ..data import KineticsDataset
-
     annotation = {"train": cfg.DATA.TRAIN_ANNOTATION, "val": cfg.DATA.VAL_ANNOTATION,
                   "test": cfg.DATA.TEST_ANNOTATION}[mode]
     annotation = data_path(cfg, annotation)
@@ -54,7 +52,6 @@ def build_dataset(cfg: CfgNode, mode: str):
 def test_views(cfg: CfgNode, model=None):
     """The test views of `build_dataset` in "test" mode as a `video_ats.data.TestViews`, for
     videos opened without an annotation file (tools/predict.py)."""
-    from ..data import TestViews
 
     return TestViews(num_frames=num_frames(cfg, model), sampling_rate=cfg.DATA.SAMPLING_RATE,
                      target_fps=cfg.DATA.TARGET_FPS, crop_size=cfg.DATA.TEST_CROP_SIZE,
@@ -66,11 +63,8 @@ test_views.__test__ = False  # not a pytest test when imported into a test modul
 
 
 def class_names(cfg: CfgNode):
-    """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (shipped in data/), a file relative to
+    """DATA.CLASS_LIST: "kinetics400" / "kinetics600" (package data), a file relative to
     DATA.PATH_TO_DATA_DIR (or absolute), or empty for the sorted names of the annotations."""
-    from ..data import load_class_list
-    from ..data.annotations import SHIPPED_CLASS_LISTS
-
     name = cfg.DATA.CLASS_LIST
     if not name:
         return None
@@ -89,8 +83,6 @@ def require_readable_video(dataset, max_probes: int = 32) -> None:
     Probes videos in annotation order until one decodes; raises ValueError listing the files
     and reasons when ``max_probes`` (or all) fail.
     """
-    from ..data.check import check_video
-
     failures = []
     for record in dataset.records[:max_probes]:
         reason = check_video(record.path, dataset.decoder_name)
@@ -170,8 +162,6 @@ def video_subset(dataset, max_videos: Optional[int], seed: int = 0) -> Subset:
 def build_loader(cfg: CfgNode, dataset, sampler: Optional[Sampler], batch_size: int,
                  num_workers: Optional[int] = None) -> DataLoader:
     """A DataLoader whose randomness never touches the global torch RNG (sampler None: in order)."""
-    from ..data import collate_views
-
     workers = cfg.DATA_LOADER.NUM_WORKERS if num_workers is None else num_workers
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_views, pin_memory=cfg.DATA_LOADER.PIN_MEMORY,

@@ -8,17 +8,21 @@ from typing import List
 import torch
 from torch import nn
 
-# Parameters named like these never decay (embeddings and CLS tokens), whatever their rank.
-NO_DECAY_NAMES = ("pos_embed", "time_embed", "temp_embed", "cls_token")
-
+from ..config import OPTIMIZERS
 
 def param_groups(model: nn.Module, weight_decay: float, exempt_norm_bias_embed: bool = True) -> List[dict]:
-    """Two SGD groups: decayed weights, and norms / biases / embeddings with weight decay 0."""
+    """Two SGD groups: decayed weights, and norms / biases / embeddings with weight decay 0.
+
+    Exempt: every parameter of rank <= 1 (norms, biases) and the names the model lists in its
+    ``no_weight_decay()`` (embeddings and CLS tokens; none for a model without the method).
+    """
+    named = getattr(model, "no_weight_decay", None)
+    exempt_names = set(named()) if callable(named) else set()
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        exempt = parameter.ndim <= 1 or any(key in name for key in NO_DECAY_NAMES)
+        exempt = parameter.ndim <= 1 or name in exempt_names
         (no_decay if exempt and exempt_norm_bias_embed else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
@@ -32,8 +36,8 @@ def build_optimizer(model: nn.Module, base_lr: float, momentum: float, weight_de
     groups = param_groups(model, weight_decay, exempt_norm_bias_embed)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=base_lr, betas=(momentum, 0.999))
-    if name != "sgd":
-        raise ValueError(f"unknown optimizer {name!r}; valid optimizers are ['sgd', 'adamw']")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid optimizers are {list(OPTIMIZERS)}")
     return torch.optim.SGD(groups, lr=base_lr, momentum=momentum, nesterov=nesterov and momentum > 0)
 
 

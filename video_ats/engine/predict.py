@@ -35,12 +35,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 from yacs.config import CfgNode
 
+from ..checkpoint import load_checkpoint
 from ..config import build_model_from_cfg, get_cfg, load_config, model_overrides
 from ..data import VideoDecodeError, aggregate_views, get_decoder, load_class_list, sliding_windows
 from ..data.annotations import VIDEO_EXTENSIONS
-from .builders import ENSEMBLE_METHODS, class_names as cfg_class_names, test_views
+from .builders import class_names as cfg_class_names, test_views
 from .distributed import resolve_device
+from . import visualization as viz
 from .evaluator import forward_views
+from .tester import checkpoint_to_test
+from .trainer import autocast_dtype, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -269,8 +273,7 @@ class Predictor:
             self.model, self.checkpoint = model, None
             cfg = cfg if cfg is not None else self._default_cfg(model)
             if checkpoint is not None:
-                from ..checkpoint import load_checkpoint
-
+        
                 load_checkpoint(model, checkpoint)
                 self.checkpoint = _file_name(checkpoint)
         self.cfg = cfg
@@ -293,7 +296,7 @@ class Predictor:
                            "%.2f s: in each window the clip's frames past the window's end repeat its last frame",
                            span, self.window)
         self.all_scores = bool(all_scores)
-        self.ensemble_method = ENSEMBLE_METHODS[cfg.TEST.ENSEMBLE_METHOD]
+        self.ensemble_method = cfg.TEST.ENSEMBLE_METHOD
         self.decoder = cfg.DATA.DECODER
         get_decoder(self.decoder)
         self.batch_size = int(batch_size or cfg.TEST.BATCH_SIZE)
@@ -305,8 +308,6 @@ class Predictor:
             raise ValueError("--visualize shows the tokens ATS keeps, but the model has no ATS stages "
                              "(add ATS.ENABLE True)")
         self.device = resolve_device(device or cfg.DEVICE)
-        from .trainer import autocast_dtype
-
         self.autocast_dtype = autocast_dtype(cfg, self.device)
         self.model.to(self.device).eval()
         ats = getattr(self.model, "ats", None)
@@ -317,10 +318,6 @@ class Predictor:
 
     @staticmethod
     def _model_from_cfg(cfg: CfgNode, checkpoint, random_weights: bool):
-        from ..checkpoint import load_checkpoint
-        from .tester import checkpoint_to_test
-        from .trainer import seed_everything
-
         seed_everything(cfg.SEED)
         model = build_model_from_cfg(cfg)
         if random_weights:
@@ -335,9 +332,16 @@ class Predictor:
 
     @staticmethod
     def _default_cfg(model) -> CfgNode:
+        """The default test views for a model given without a config, normalised as its preset
+        expects (``model.pretrained_cfg``, set by `build_model`)."""
+        expected = getattr(model, "pretrained_cfg", None)
+        if expected is None:
+            raise ValueError("the model does not say how its input is normalised (no pretrained_cfg: it was not made "
+                             "by video_ats.build_model); pass a config with DATA.MEAN and DATA.STD")
         cfg = get_cfg()
         cfg.DATA.NUM_FRAMES = int(model.num_frames)
         cfg.DATA.TEST_CROP_SIZE = int(model.img_size)
+        cfg.DATA.MEAN, cfg.DATA.STD = list(expected["mean"]), list(expected["std"])
         return cfg
 
     def _class_names(self, names, cfg: CfgNode) -> Optional[List[str]]:
@@ -488,8 +492,6 @@ class Predictor:
         return size
 
     def _save_overlay(self, video: _Video, view: torch.Tensor, row: int) -> str:
-        from . import visualization as viz
-
         model = self.model
         stages = viz.stage_tokens(model.ats_stats, viz.model_grid(model), int(model.num_frames), clip=row)
         frames = viz.denormalize(view, self.views.mean, self.views.std)

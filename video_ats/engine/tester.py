@@ -9,8 +9,9 @@ import os
 import numpy as np
 from yacs.config import CfgNode
 
+from ..checkpoint import load_checkpoint
 from ..config import build_model_from_cfg, save_config
-from .builders import ENSEMBLE_METHODS, EpochSampler, build_dataset, build_loader, require_readable_video
+from .builders import EpochSampler, build_dataset, build_loader, require_readable_video
 from .checkpointing import latest_checkpoint
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluator import evaluate
@@ -38,8 +39,6 @@ def model_to_test(cfg: CfgNode, random_weights: bool = False):
     looked for or loaded (the weights come from the seeded initialisation) and the last two
     are None. Raises ValueError when there is no checkpoint or it does not load.
     """
-    from ..checkpoint import load_checkpoint
-
     seed_everything(cfg.SEED)
     model = build_model_from_cfg(cfg)
     if random_weights:
@@ -65,7 +64,7 @@ def _test(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     model.to(context.device)
     sampler = EpochSampler(len(dataset), context, cfg.TEST.BATCH_SIZE, shuffle=False)
     loader = build_loader(cfg, dataset, sampler, cfg.TEST.BATCH_SIZE)
-    result = evaluate(model, loader, context, ensemble_method=ENSEMBLE_METHODS[cfg.TEST.ENSEMBLE_METHOD],
+    result = evaluate(model, loader, context, ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
                       views_per_video=dataset.num_views, labels=dataset.labels, progress=progress,
                       autocast_dtype=autocast_dtype(cfg, context.device))
     if not context.is_main:

@@ -14,7 +14,8 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,8 +23,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from yacs.config import CfgNode
 
+from ..checkpoint import load_checkpoint
 from ..config import build_model_from_cfg, save_config
-from .builders import ENSEMBLE_METHODS, EpochSampler, build_dataset, build_loader, require_readable_video
+from .builders import EpochSampler, build_dataset, build_loader, require_readable_video
 from .checkpointing import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluator import evaluate
@@ -64,8 +66,6 @@ def load_pretrained(model: torch.nn.Module, cfg: CfgNode) -> Optional[object]:
     """MODEL.PRETRAINED into ``model`` (any format `video_ats.load_checkpoint` reads)."""
     if not cfg.MODEL.PRETRAINED:
         return None
-    from ..checkpoint import load_checkpoint
-
     if not os.path.isfile(cfg.MODEL.PRETRAINED) and not os.path.isdir(cfg.MODEL.PRETRAINED):
         raise ValueError(f"pretrained checkpoint {cfg.MODEL.PRETRAINED} (MODEL.PRETRAINED) does not exist")
     return load_checkpoint(model, cfg.MODEL.PRETRAINED, source=cfg.MODEL.PRETRAINED_SOURCE,
@@ -99,8 +99,55 @@ def train(cfg: CfgNode, progress: bool = True) -> dict:
         shutdown(context)
 
 
+@dataclass
+class _Run:
+    """What one training run holds: its data, the model and the objects that update it."""
+
+    model: torch.nn.Module
+    pretrained: Optional[object]
+    train_set: object
+    val_set: Optional[object]
+    sampler: EpochSampler
+    accumulate: int
+    batches_per_epoch: int
+    log: JsonlLog
+    optimizer: Optional[torch.optim.Optimizer] = None
+    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None
+    scaler: Optional[torch.amp.GradScaler] = None
+    amp_dtype: Optional[torch.dtype] = None
+
+
 def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
-    # --- Everything that can be wrong is found before any work. -------------------------------
+    run = _prepare(cfg, context)
+    _build_optimization(cfg, context, run)
+    start_epoch, start_batch, step = _resume(cfg, run)
+    network = DistributedDataParallel(run.model, device_ids=[context.device.index]
+                                      if context.device.type == "cuda" else None) \
+        if context.distributed else run.model
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
+
+    summary = {"steps": step, "replaced_clips": 0, "val": None}
+    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        step, replaced = _train_epoch(cfg, context, run, network, criterion, epoch, start_batch, step, progress)
+        start_batch = 0
+        replaced = int(all_reduce_sum(context, torch.tensor(replaced)))
+        summary["replaced_clips"] += replaced
+        run.log.write(event="epoch", epoch=epoch, step=step, replaced_clips=replaced)
+        _checkpoint(cfg, context, run.model, run.optimizer, run.scheduler, run.scaler, epoch + 1, 0, step, run.log)
+        if run.val_set is not None and (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
+            summary["val"] = _validate(cfg, context, run.model, run.val_set, run.amp_dtype, progress)
+            if context.is_main:
+                run.log.write(event="val", epoch=epoch, step=step,
+                              **{k: v for k, v in summary["val"].items() if k != "per_video"})
+    summary["steps"] = step
+    if summary["val"] is not None:
+        summary["val"] = {k: v for k, v in summary["val"].items() if k != "per_video"}
+    return summary
+
+
+def _prepare(cfg: CfgNode, context: DistContext) -> _Run:
+    """Everything that can be wrong is found before any work: the output folder, the model and
+    its pretrained weights, readable training videos, class counts, batch arithmetic."""
     check_output_dir(cfg.OUTPUT_DIR)
     seed_everything(cfg.SEED)
     model = build_model_from_cfg(cfg)
@@ -118,98 +165,99 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     if batches_per_epoch == 0:
         raise ValueError(f"{len(train_set)} training clips do not fill one optimizer step of "
                          f"{cfg.TRAIN.BATCH_SIZE} x {context.world_size} processes x {accumulate} accumulation")
-    steps_per_epoch = batches_per_epoch // accumulate
     if context.is_main:
         save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
     log = JsonlLog(os.path.join(cfg.OUTPUT_DIR, "log.jsonl"), context.is_main)
+    return _Run(model=model, pretrained=pretrained, train_set=train_set, val_set=val_set, sampler=sampler,
+                accumulate=accumulate, batches_per_epoch=batches_per_epoch, log=log)
 
-    # --- Model, optimizer, schedule, precision. ------------------------------------------------
-    device = context.device
-    model.to(device)
-    optimizer = build_optimizer(model, cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY,
-                                cfg.SOLVER.NESTEROV, cfg.SOLVER.ZERO_WD_NORM_BIAS_EMBED, cfg.SOLVER.OPTIMIZER)
+
+def _build_optimization(cfg: CfgNode, context: DistContext, run: _Run) -> None:
+    """The model on its device, the optimizer, the per-step schedule and the precision."""
+    steps_per_epoch = run.batches_per_epoch // run.accumulate
+    run.model.to(context.device)
+    run.optimizer = build_optimizer(run.model, cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY,
+                                    cfg.SOLVER.NESTEROV, cfg.SOLVER.ZERO_WD_NORM_BIAS_EMBED, cfg.SOLVER.OPTIMIZER)
     total_steps = cfg.SOLVER.MAX_EPOCH * steps_per_epoch
-    scheduler = build_scheduler(optimizer, total_steps, round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch),
-                                cfg.SOLVER.WARMUP_START_LR / cfg.SOLVER.BASE_LR if cfg.SOLVER.BASE_LR else 0.0,
-                                cfg.SOLVER.COSINE_END_LR_RATIO)
-    amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
+    run.scheduler = build_scheduler(run.optimizer, total_steps, round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch),
+                                    cfg.SOLVER.WARMUP_START_LR / cfg.SOLVER.BASE_LR if cfg.SOLVER.BASE_LR else 0.0,
+                                    cfg.SOLVER.COSINE_END_LR_RATIO)
+    run.amp_dtype = autocast_dtype(cfg, context.device)
+    run.scaler = torch.amp.GradScaler("cuda") if run.amp_dtype == torch.float16 else None
 
-    # --- Resume from the newest checkpoint of this output directory. --------------------------
-    start_epoch, start_batch, step = 0, 0, 0
+
+def _resume(cfg: CfgNode, run: _Run) -> Tuple[int, int, int]:
+    """Resume from the newest checkpoint of OUTPUT_DIR: (epoch, batches done in it, steps)."""
     resume_from = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
     if resume_from:
-        position = load_training_checkpoint(resume_from, model, optimizer=optimizer, scheduler=scheduler,
-                                            scaler=scaler)
-        start_epoch, start_batch, step = position["epoch"], position["batches_done"], position["step"]
-        log.write(event="resume", checkpoint=resume_from, epoch=start_epoch, batches_done=start_batch, step=step)
-    elif pretrained is not None:
-        log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(pretrained))
-    network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if context.distributed else model
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
+        position = load_training_checkpoint(resume_from, run.model, optimizer=run.optimizer,
+                                            scheduler=run.scheduler, scaler=run.scaler)
+        run.log.write(event="resume", checkpoint=resume_from, epoch=position["epoch"],
+                      batches_done=position["batches_done"], step=position["step"])
+        return position["epoch"], position["batches_done"], position["step"]
+    if run.pretrained is not None:
+        run.log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(run.pretrained))
+    return 0, 0, 0
 
-    summary = {"steps": step, "replaced_clips": 0, "val": None}
-    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
-        sampler.set_epoch(epoch, start_batch)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        loader = build_loader(cfg, train_set, sampler, cfg.TRAIN.BATCH_SIZE)
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCH}", initial=start_batch,
-                   total=batches_per_epoch, disable=not (progress and context.is_main), leave=False)
-        step_loss, replaced = 0.0, 0
-        for batch_index, batch in enumerate(bar, start=start_batch):
-            video = batch["video"].to(device, non_blocking=True)
-            label = batch["label"].to(device, non_blocking=True)
-            replaced += int((batch["replaced_from"] >= 0).sum())
-            last_micro = (batch_index + 1) % accumulate == 0
-            sync = nullcontext() if last_micro or not context.distributed else network.no_sync()
-            with sync:
-                with autocast():
-                    loss = criterion(network(video), label) / accumulate
-                (scaler.scale(loss) if scaler else loss).backward()
-            step_loss += loss.item()
-            if not last_micro:
-                continue
-            if scaler:
-                scaler.unscale_(optimizer)
-            if cfg.SOLVER.CLIP_GRAD_NORM > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.SOLVER.CLIP_GRAD_NORM)
-            lr = optimizer.param_groups[0]["lr"]
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-            if not math.isfinite(step_loss):
-                raise FloatingPointError(f"the training loss became {step_loss} at step {step} (epoch {epoch + 1})")
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.3g}")
-            if step % max(1, cfg.TRAIN.LOG_PERIOD) == 0 or batch_index + 1 == batches_per_epoch:
-                log.write(event="train", epoch=epoch, batch=batch_index + 1, step=step, loss=step_loss, lr=lr)
-            step_loss = 0.0
-            if (cfg.TRAIN.CHECKPOINT_ITERS > 0 and step % cfg.TRAIN.CHECKPOINT_ITERS == 0
-                    and batch_index + 1 < batches_per_epoch):
-                _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batch_index + 1, step, log)
-        bar.close()
-        start_batch = 0
-        replaced = int(all_reduce_sum(context, torch.tensor(replaced)))
-        summary["replaced_clips"] += replaced
-        log.write(event="epoch", epoch=epoch, step=step, replaced_clips=replaced)
-        _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch + 1, 0, step, log)
-        if val_set is not None and (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
-            summary["val"] = _validate(cfg, context, model, val_set, amp_dtype, progress)
-            if context.is_main:
-                log.write(event="val", epoch=epoch, step=step,
-                          **{k: v for k, v in summary["val"].items() if k != "per_video"})
-    summary["steps"] = step
-    if summary["val"] is not None:
-        summary["val"] = {k: v for k, v in summary["val"].items() if k != "per_video"}
-    return summary
+
+def _train_epoch(cfg: CfgNode, context: DistContext, run: _Run, network: torch.nn.Module, criterion, epoch: int,
+                 start_batch: int, step: int, progress: bool) -> Tuple[int, int]:
+    """One epoch (from batch ``start_batch``) of accumulated steps with the mid-epoch
+    checkpoints; returns (optimizer steps so far, training clips replaced in this epoch)."""
+    run.sampler.set_epoch(epoch, start_batch)
+    if hasattr(run.train_set, "set_epoch"):
+        run.train_set.set_epoch(epoch)
+    loader = build_loader(cfg, run.train_set, run.sampler, cfg.TRAIN.BATCH_SIZE)
+    run.model.train()
+    device = context.device
+    autocast = (lambda: torch.autocast(device.type, dtype=run.amp_dtype)) if run.amp_dtype else nullcontext
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCH}", initial=start_batch,
+               total=run.batches_per_epoch, disable=not (progress and context.is_main), leave=False)
+    step_loss, replaced = 0.0, 0
+    for batch_index, batch in enumerate(bar, start=start_batch):
+        video = batch["video"].to(device, non_blocking=True)
+        label = batch["label"].to(device, non_blocking=True)
+        replaced += int((batch["replaced_from"] >= 0).sum())
+        last_micro = (batch_index + 1) % run.accumulate == 0
+        sync = nullcontext() if last_micro or not context.distributed else network.no_sync()
+        with sync:
+            with autocast():
+                loss = criterion(network(video), label) / run.accumulate
+            (run.scaler.scale(loss) if run.scaler else loss).backward()
+        step_loss += loss.item()
+        if not last_micro:
+            continue
+        lr = _optimizer_step(cfg, run)
+        step += 1
+        if not math.isfinite(step_loss):
+            raise FloatingPointError(f"the training loss became {step_loss} at step {step} (epoch {epoch + 1})")
+        bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.3g}")
+        if step % max(1, cfg.TRAIN.LOG_PERIOD) == 0 or batch_index + 1 == run.batches_per_epoch:
+            run.log.write(event="train", epoch=epoch, batch=batch_index + 1, step=step, loss=step_loss, lr=lr)
+        step_loss = 0.0
+        if (cfg.TRAIN.CHECKPOINT_ITERS > 0 and step % cfg.TRAIN.CHECKPOINT_ITERS == 0
+                and batch_index + 1 < run.batches_per_epoch):
+            _checkpoint(cfg, context, run.model, run.optimizer, run.scheduler, run.scaler, epoch, batch_index + 1,
+                        step, run.log)
+    bar.close()
+    return step, replaced
+
+
+def _optimizer_step(cfg: CfgNode, run: _Run) -> float:
+    """Unscale, clip, step, zero the gradients and advance the schedule; returns the step's lr."""
+    if run.scaler:
+        run.scaler.unscale_(run.optimizer)
+    if cfg.SOLVER.CLIP_GRAD_NORM > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.SOLVER.CLIP_GRAD_NORM)
+    lr = run.optimizer.param_groups[0]["lr"]
+    if run.scaler:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    return lr
 
 
 def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batches_done, step, log) -> None:
@@ -224,7 +272,7 @@ def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batche
 def _validate(cfg, context, model, val_set, amp_dtype, progress) -> Optional[dict]:
     sampler = EpochSampler(len(val_set), context, cfg.TEST.BATCH_SIZE, shuffle=False)
     loader = build_loader(cfg, val_set, sampler, cfg.TEST.BATCH_SIZE)
-    result = evaluate(model, loader, context, ensemble_method=ENSEMBLE_METHODS[cfg.TEST.ENSEMBLE_METHOD],
+    result = evaluate(model, loader, context, ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
                       views_per_video=val_set.num_views, labels=val_set.labels, progress=progress,
                       autocast_dtype=amp_dtype, description="val")
     model.train()

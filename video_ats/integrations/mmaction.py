@@ -23,11 +23,10 @@ does not import (``No module named 'mmaction.models.localizers.drn'``). See docs
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Any, Dict, Mapping, Optional
 
-from torch import Tensor, nn
+from torch import Tensor
 
 try:
     from mmaction.registry import MODELS
@@ -36,22 +35,18 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
                       "pip install 'video-ats[mmaction]' (docs/checkpoints.md)") from error
 
 from ..checkpoint import load_checkpoint
-from ..models import PRESETS, TimeSformer, XViT
+from ..models import TimeSformer, XViT, list_models
+from ..models.registry import preset_arguments
 
 logger = logging.getLogger(__name__)
 
 
 def _architecture(preset: str, model_class: type, overrides: Mapping[str, Any]) -> Dict[str, Any]:
     """The constructor arguments of ``preset`` with ``overrides``, checked like build_model checks them."""
-    presets = sorted(name for name, (cls, _) in PRESETS.items() if cls is model_class)
+    presets = list_models(model_class.__name__)
     if preset not in presets:
         raise ValueError(f"unknown {model_class.__name__} preset {preset!r}; valid presets are {presets}")
-    valid = [name for name in inspect.signature(model_class.__init__).parameters
-             if name not in ("self", "num_classes", "ats")]
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown override(s) {unknown} for {preset}; valid overrides are {valid}")
-    return dict(PRESETS[preset][1], **overrides)
+    return preset_arguments(preset, dict(overrides))
 
 
 def _options(ats: Optional[Mapping[str, Any]]) -> Optional[dict]:
@@ -105,14 +100,9 @@ class VideoATSXViT(_PretrainedMixin, XViT):
                  pretrained: Optional[str] = None, pretrained_source: str = "auto", **overrides: Any):
         super().__init__(num_classes=1, ats=_options(ats), **_architecture(preset, XViT, overrides))
         # mmaction2's cls_head is the classifier: the consensus head loses its last Linear.
-        if self.consensus_type == "avg":
-            self.feature_dim = self.consensus.fc.in_features
-            self.consensus.fc = nn.Identity()
-        else:
-            self.feature_dim = self.consensus.mlp_head[4].in_features
-            self.consensus.mlp_head[4] = nn.Identity()
-        self.num_classes = 0
+        self.reset_classifier(0)
+        self.feature_dim = self.num_features
         self.pretrained, self.pretrained_source = pretrained, pretrained_source
 
     def forward(self, video: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(video))
+        return self.forward_head(self.forward_features(video), pre_logits=True)

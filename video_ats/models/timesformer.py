@@ -14,17 +14,18 @@ only their queries are attended (output = A[kept] V).
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+import re
+from typing import Collection, Dict, FrozenSet, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
+from .costs import attention_matmul_macs, linear_macs, mlp_macs
 from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, init_vit_weights, linear
-from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
-                              stage_stats, token_rows, unpack)
-
-DEFAULT_ATS_BLOCKS = (3, 4, 5)
+from .preset import Preset
+from .token_selection import (DEFAULT_PACK_MIN_PADDING, TokenState, check_pack_min_padding, gather_queries,
+                              gather_slots, next_state, pack, select_positions, stage_stats, token_rows, unpack)
 
 
 class DividedSpaceTimeBlock(nn.Module):
@@ -154,12 +155,27 @@ class TimeSformer(nn.Module):
 
     ``forward`` returns logits (B, num_classes); after each forward ``ats_stats`` lists, per ATS
     stage, the kept position count per clip and the kept positions (see docs/models.md).
+    ``pack_min_padding`` (an attribute, read at every forward) is the share of padding in an
+    ATS batch from which the row-wise layers run on the kept tokens only (1.0: never).
+
+    The class also carries what the rest of the toolkit needs to know about the family (the
+    checkpoint loader, the GFLOPs counter, the optimiser): the paper's ATS blocks, the
+    classifier and embedding keys, how the official code resizes the position embedding, how
+    an image ViT initialises it, and the multiply-adds of a block.
     """
+
+    # The ATS paper's stages for TimeSformer (0-based blocks).
+    default_ats_blocks: Tuple[int, ...] = (3, 4, 5)
+    # The checkpoint key of the time embedding (resized over T by the loader).
+    time_embed_key = "time_embed"
+    # The official forward resizes pos_embed for another input size by 2-D nearest interpolation.
+    pos_embed_interpolation = "nearest"
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 400,
                  num_frames: int = 8, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, ats: Optional[dict] = None):
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 pack_min_padding: float = DEFAULT_PACK_MIN_PADDING, ats: Optional[dict] = None):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
@@ -176,8 +192,10 @@ class TimeSformer(nn.Module):
             DividedSpaceTimeBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rate)
             for rate in drop_path_rates(drop_path_rate, depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.num_features = embed_dim
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.ats = None if ats is None else ATSOptions.from_dict(ats, depth, DEFAULT_ATS_BLOCKS)
+        self.ats = None if ats is None else ATSOptions.from_dict(ats, depth, self.default_ats_blocks)
+        self.pack_min_padding = check_pack_min_padding(pack_min_padding)
         self.ats_stats: List[dict] = []
         self._init_weights()
 
@@ -188,8 +206,18 @@ class TimeSformer(nn.Module):
             nn.init.zeros_(block.temporal_fc.weight)
             nn.init.zeros_(block.temporal_fc.bias)
 
-    def no_weight_decay(self) -> Sequence[str]:
-        return ("pos_embed", "cls_token", "time_embed")
+    def no_weight_decay(self) -> FrozenSet[str]:
+        """Parameter names the optimiser exempts from weight decay besides norms and biases."""
+        return frozenset({"pos_embed", "cls_token", "time_embed"})
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` (0: none, the forward
+        returns the features)."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
 
     def ats_blocks(self) -> Tuple[int, ...]:
         return () if self.ats is None else self.ats.blocks
@@ -206,7 +234,8 @@ class TimeSformer(nn.Module):
         positions = torch.arange(x.shape[1], device=x.device).expand(batch, -1)
         clip_keys = content_key(video) if ats is not None and ats.sampler == "random" else None
         state = TokenState(token_valid=None, per_frame=ats is not None and ats.scope == "frame",
-                           positions=positions, clip_keys=clip_keys, reference_positions=positions.shape[1])
+                           positions=positions, clip_keys=clip_keys, pack_min_padding=self.pack_min_padding,
+                           reference_positions=positions.shape[1])
         stats = []
         for index, block in enumerate(self.blocks):
             stage = ats if ats is not None and index in ats.blocks else None
@@ -216,9 +245,87 @@ class TimeSformer(nn.Module):
         self.ats_stats = stats
         return self.norm(cls[:, 0])
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        """(B, d) -> logits (B, num_classes)."""
-        return self.head(features)
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, d) -> logits (B, num_classes), or with ``pre_logits`` the features the
+        classifier reads, (B, num_features) (here the CLS features themselves)."""
+        return features if pre_logits else self.head(features)
 
     def forward(self, video: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(video))
+
+    # --- Facts for the GFLOPs counter (video_ats.flops) ------------------------------------------
+
+    def block_macs(self, index: int, positions_in, positions_out):
+        """Multiply-adds per clip of block ``index`` when ``positions_in`` spatial positions
+        enter it and ``positions_out`` leave its spatial attention (ATS scoring not included).
+
+        Temporal attention runs over the T frames of each incoming position; spatial attention
+        per frame over [CLS copy] + positions, its queries cut to the kept ones; the MLP over
+        the CLS and every kept token. Counts may be numbers or (B,) float64 tensors.
+        """
+        block, frames, dim = self.blocks[index], self.num_frames, self.embed_dim
+        temporal_tokens = positions_in * frames
+        macs = linear_macs(block.temporal_attn.qkv, temporal_tokens)
+        macs = macs + attention_matmul_macs(positions_in, frames, frames, dim)
+        macs = macs + linear_macs(block.temporal_attn.proj, temporal_tokens)
+        macs = macs + linear_macs(block.temporal_fc, temporal_tokens)
+        keys, queries = 1 + positions_in, 1 + positions_out
+        macs = macs + linear_macs(block.attn.qkv, frames * keys)
+        macs = macs + attention_matmul_macs(frames, queries, keys, dim)
+        macs = macs + linear_macs(block.attn.proj, frames * queries)
+        return macs + mlp_macs(block.mlp, 1 + frames * positions_out)
+
+    def head_macs(self) -> float:
+        """Multiply-adds per clip of the classifier."""
+        return linear_macs(self.head, 1) if isinstance(self.head, nn.Linear) else 0
+
+    # --- Facts for the checkpoint loader (video_ats.checkpoint) ----------------------------------
+
+    @staticmethod
+    def classifier_keys(*states: Collection[str]) -> Tuple[str, str]:
+        """The classifier's (weight, bias) keys."""
+        return ("head.weight", "head.bias")
+
+    @staticmethod
+    def owns_state(keys: Collection[str]) -> bool:
+        """Whether a state dict in this toolkit's names is a TimeSformer's."""
+        return "time_embed" in keys or any(".temporal_attn." in key for key in keys)
+
+    @staticmethod
+    def from_image_vit(image_keys: Collection[str], model_keys: Collection[str]
+                       ) -> Tuple[Dict[str, str], List[str], List[str]]:
+        """How an image ViT (in this toolkit's names) initialises a TimeSformer, the official way.
+
+        Returns:
+            (copied: model key -> image key, every block's ``attn`` and ``norm1`` also into
+            ``temporal_attn`` and ``temporal_norm1``; zeros: ``time_embed`` and every
+            ``temporal_fc``, so each block starts as the image block; own: the classifier,
+            which keeps the model's initialisation).
+        """
+        copied = {}
+        for key in image_keys:
+            match = re.match(r"blocks\.(\d+)\.(attn|norm1)\.(.+)$", key)
+            if match:
+                copied[f"blocks.{match.group(1)}.temporal_{match.group(2)}.{match.group(3)}"] = key
+        zeros = [key for key in model_keys if key == "time_embed" or ".temporal_fc." in key]
+        own = [key for key in model_keys if key in TimeSformer.classifier_keys()]
+        return copied, zeros, own
+
+
+_KINETICS = dict(mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225))   # the official TimeSformer configs
+_VIT_B16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True)
+
+# Full-size presets follow the official configs (TimeSformer_divST_8x32_224, _16x16_448, _96x4_224).
+PRESETS = (
+    Preset("timesformer_base", TimeSformer, dict(_VIT_B16, num_frames=8, img_size=224, drop_path_rate=0.1),
+           train_jitter_scales=(256, 320), description="TimeSformer 8 x 224 (divided space-time)", **_KINETICS),
+    Preset("timesformer_hr", TimeSformer, dict(_VIT_B16, num_frames=16, img_size=448, drop_path_rate=0.1),
+           train_jitter_scales=(448, 512), description="TimeSformer-HR 16 x 448", **_KINETICS),
+    Preset("timesformer_large", TimeSformer, dict(_VIT_B16, num_frames=96, img_size=224, drop_path_rate=0.1),
+           train_jitter_scales=(256, 320), description="TimeSformer-L 96 x 224", **_KINETICS),
+    # CPU-sized, trained from scratch here (the demo, the tests, the synthetic-data study).
+    Preset("timesformer_tiny", TimeSformer,
+           dict(patch_size=8, embed_dim=96, depth=6, num_heads=4, mlp_ratio=4.0, qkv_bias=True, num_frames=8,
+                img_size=64, drop_path_rate=0.0),
+           train_jitter_scales=(64, 80), description="TimeSformer 8 x 64, 6 blocks of 96 (CPU size)", **_KINETICS),
+)

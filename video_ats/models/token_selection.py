@@ -18,9 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..ats import (ATSOptions, attention_received, grid_points, hashed_uniform, normalize_scores, sample_tokens,
-                   token_budget, token_scores)
-from ..ats.hashing import _mix32
+from ..ats import (ATSOptions, attention_received, frame_keys, grid_points, hashed_uniform, normalize_scores,
+                   sample_tokens, token_budget, token_scores)
 
 
 @dataclass
@@ -34,8 +33,10 @@ class TokenState:
     positions: (B, P) long, original spatial position of each slot, -1 for batch padding.
     clip_keys: (B,) long content keys for the ``random`` sampler (None unless it is used).
     packed_slots: (S,) long, the flat indices into B x P of the slots that hold a token, when
-        padding is a large enough share of the batch (`PACK_MIN_PADDING`) for the row-wise
+        padding is a large enough share of the batch (``pack_min_padding``) for the row-wise
         layers to run on those rows only (see `pack` / `unpack`); None otherwise.
+    pack_min_padding: the share of padding in the batch from which the next ATS stage packs
+        (the model's option of that name; 1.0 never packs, 0.0 packs whenever a clip is padded).
     reference_positions: P0, the positions per frame entering the model's first ATS stage (a
         plain int, the same for every clip): the grid size of the ``official`` its rule at
         every stage. The models set it to all patch positions of a frame, since no block
@@ -47,6 +48,7 @@ class TokenState:
     positions: Tensor
     clip_keys: Optional[Tensor] = None
     packed_slots: Optional[Tensor] = None
+    pack_min_padding: float = 0.1
     reference_positions: Optional[int] = None
 
     def key_mask(self) -> Optional[Tensor]:
@@ -111,8 +113,7 @@ def select_positions(q: Tensor, k: Tensor, v: Tensor, scale: float, state: Token
         rows_scores = frame_scores.reshape(batch * frames, num_slots)
         row_keys = None
         if state.clip_keys is not None:
-            frame_ids = torch.arange(frames, device=k.device)
-            row_keys = _mix32(state.clip_keys[:, None] * 31 + frame_ids).reshape(-1)
+            row_keys = frame_keys(state.clip_keys, frames).reshape(-1)
 
     if options.grid == "official":
         # The same number of grid points in every row and stage, however many positions remain.
@@ -133,7 +134,7 @@ def select_positions(q: Tensor, k: Tensor, v: Tensor, scale: float, state: Token
     else:
         keep_frames = keep.reshape(batch, frames, num_slots)
         union = keep_frames.any(dim=1)
-    return _compact(union, keep_frames, per_frame=options.scope == "frame")
+    return _compact(union, keep_frames, per_frame=options.scope == "frame", pack_min_padding=state.pack_min_padding)
 
 
 def _random_keys(row_keys: Optional[Tensor], rows_valid: Tensor, seed: int, block_index: int) -> Tensor:
@@ -143,17 +144,27 @@ def _random_keys(row_keys: Optional[Tensor], rows_valid: Tensor, seed: int, bloc
     return hashed_uniform(row_keys, rows_valid.shape[-1], salt)
 
 
-# Run the row-wise layers (LayerNorm, linear layers, MLP) on the valid rows only when at least
-# this share of the padded batch is padding. Packing costs a few memory passes per block (a
-# gather and a scatter of d-wide rows, about 1 % of a token's linear-layer time by our
-# estimate), so it pays well below this; 10 % is a conservative, untuned choice.
-PACK_MIN_PADDING = 0.1
+# The default of the models' ``pack_min_padding`` option: run the row-wise layers (LayerNorm,
+# linear layers, MLP) on the valid rows only when at least this share of the padded batch is
+# padding. Packing costs a few memory passes per block (a gather and a scatter of d-wide rows,
+# about 1 % of a token's linear-layer time by our estimate), so it pays well below this; 10 %
+# is a conservative, untuned choice.
+DEFAULT_PACK_MIN_PADDING = 0.1
 
 
-def _compact(union: Tensor, keep_frames: Tensor, per_frame: bool) -> Selection:
+def check_pack_min_padding(value: float) -> float:
+    """``value`` as a float in [0, 1]; raises ValueError naming the option otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"pack_min_padding must be a number in [0, 1] (1 never packs, 0 packs whenever a clip "
+                         f"is padded), got {value!r}")
+    return float(value)
+
+
+def _compact(union: Tensor, keep_frames: Tensor, per_frame: bool, pack_min_padding: float) -> Selection:
     """Move kept slots to the front (original order kept) and cut the axis to the widest clip.
 
-    This is the stage's one host synchronisation: the new width, and whether to pack.
+    This is the stage's one host synchronisation: the new width, and whether to pack (when at
+    least ``pack_min_padding`` of the widest-clip layout would be padding).
     """
     kept = union.sum(dim=-1)
     widest, narrowest, total = (int(x) for x in torch.stack([kept.max(), kept.min(), kept.sum()]).tolist())
@@ -168,7 +179,7 @@ def _compact(union: Tensor, keep_frames: Tensor, per_frame: bool) -> Selection:
     else:
         token_valid = None
     packed_slots = None
-    if total < (1.0 - PACK_MIN_PADDING) * widest * len(kept):
+    if total < (1.0 - pack_min_padding) * widest * len(kept):
         packed_slots = torch.nonzero_static(slot_valid.reshape(-1), size=total).squeeze(-1)
     return Selection(index=index, slot_valid=slot_valid, token_valid=token_valid, kept=kept,
                      frame_kept=keep_frames.sum(dim=-1), packed_slots=packed_slots)
@@ -249,7 +260,7 @@ def next_state(state: TokenState, selection: Selection) -> TokenState:
     positions = state.positions.gather(1, selection.index).masked_fill(~selection.slot_valid, -1)
     return TokenState(token_valid=selection.token_valid, per_frame=state.per_frame, positions=positions,
                       clip_keys=state.clip_keys, packed_slots=selection.packed_slots,
-                      reference_positions=state.reference_positions)
+                      pack_min_padding=state.pack_min_padding, reference_positions=state.reference_positions)
 
 
 def stage_stats(block_index: int, state_before: TokenState, selection: Selection, positions_after: Tensor) -> dict:

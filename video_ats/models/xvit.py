@@ -20,18 +20,19 @@ frame (``frame``), and only their queries are attended.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Collection, Dict, FrozenSet, List, Optional, Tuple
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
 from ..ats import ATSOptions, content_key
+from .costs import attention_matmul_macs, linear_macs, mlp_macs
 from .layers import Attention, DropPath, Mlp, PatchEmbed, check_video, drop_path_rates, init_vit_weights, linear
-from .token_selection import (TokenState, gather_queries, gather_slots, next_state, pack, select_positions,
-                              stage_stats, token_rows, unpack, with_cls)
-
-DEFAULT_ATS_BLOCKS = tuple(range(3, 12))
+from .preset import Preset
+from .token_selection import (DEFAULT_PACK_MIN_PADDING, TokenState, check_pack_min_padding, gather_queries,
+                              gather_slots, next_state, pack, select_positions, stage_stats, token_rows, unpack,
+                              with_cls)
 
 
 def temporal_shift(x: Tensor, num_segments: int, fold: int) -> Tensor:
@@ -177,11 +178,14 @@ class TemporalHead(nn.Module):
         self.mlp_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
                                       nn.Linear(mlp_dim, num_classes))
 
-    def forward(self, frame_features: Tensor) -> Tensor:
-        """(B, T, d) -> logits (B, num_classes)."""
+    def forward(self, frame_features: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, T, d) -> logits (B, num_classes), or with ``pre_logits`` the input of the last
+        Linear (B, mlp_dim)."""
         cls = self.cls_token.expand(frame_features.shape[0], -1, -1)
-        x = self.temporal_encoder(torch.cat([cls, frame_features], dim=1))
-        return self.mlp_head(x[:, 0])
+        x = self.temporal_encoder(torch.cat([cls, frame_features], dim=1))[:, 0]
+        for layer in self.mlp_head[:-1]:
+            x = layer(x)
+        return x if pre_logits else self.mlp_head[-1](x)
 
 
 class FrameAverageHead(nn.Module):
@@ -201,11 +205,13 @@ class FrameAverageHead(nn.Module):
         nn.init.normal_(self.fc.weight, std=0.001)
         nn.init.zeros_(self.fc.bias)
 
-    def forward(self, frame_features: Tensor) -> Tensor:
-        """(B, T, d) -> logits (B, num_classes)."""
-        return self.fc(frame_features.mean(dim=1))
+    def forward(self, frame_features: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, T, d) -> logits (B, num_classes), or with ``pre_logits`` the frames' mean (B, d)."""
+        pooled = frame_features.mean(dim=1)
+        return pooled if pre_logits else self.fc(pooled)
 
 
+# The official CONSENSUS_TYPE values this toolkit builds (MODEL.CONSENSUS).
 CONSENSUS_TYPES = ("vit", "avg")
 
 
@@ -214,14 +220,28 @@ class XViT(nn.Module):
 
     ``forward`` returns logits (B, num_classes); after each forward ``ats_stats`` lists, per ATS
     stage, the kept position count per clip and the kept positions (see docs/models.md).
+    ``pack_min_padding`` is as in `TimeSformer`.
+
+    The class also carries what the rest of the toolkit needs to know about the family: the
+    paper's ATS blocks, the classifier and embedding keys (which depend on the consensus head),
+    how the official code resizes the position embedding, how an image ViT initialises it, and
+    the multiply-adds of a block and of the head.
     """
+
+    # The ATS paper's stages for XViT (0-based blocks).
+    default_ats_blocks: Tuple[int, ...] = tuple(range(3, 12))
+    # The checkpoint key of the temporal embedding (resized over T by the loader).
+    time_embed_key = "temp_embed"
+    # The official forward computes F.interpolate(scale_factor=img_size / 224, mode="bicubic").
+    pos_embed_interpolation = "bicubic"
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 400,
                  num_frames: int = 16, num_segments: int = 8, shift_div: int = 8, embed_dim: int = 768,
                  depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  head_dropout: float = 0.5, head_mlp_dim: Optional[int] = None, temp_embed_frames: Optional[int] = None,
-                 consensus: str = "vit", ats: Optional[dict] = None):
+                 consensus: str = "vit", pack_min_padding: float = DEFAULT_PACK_MIN_PADDING,
+                 ats: Optional[dict] = None):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
@@ -250,9 +270,12 @@ class XViT(nn.Module):
         self.consensus_type = consensus
         if consensus == "vit":
             self.consensus = TemporalHead(embed_dim, num_heads, num_classes, head_mlp_dim, dropout=head_dropout)
+            self.num_features = head_mlp_dim or embed_dim
         else:
             self.consensus = FrameAverageHead(embed_dim, num_classes)
-        self.ats = None if ats is None else ATSOptions.from_dict(ats, depth, DEFAULT_ATS_BLOCKS)
+            self.num_features = embed_dim
+        self.ats = None if ats is None else ATSOptions.from_dict(ats, depth, self.default_ats_blocks)
+        self.pack_min_padding = check_pack_min_padding(pack_min_padding)
         self.ats_stats: List[dict] = []
         self._init_weights()
 
@@ -261,9 +284,26 @@ class XViT(nn.Module):
         if isinstance(self.consensus, FrameAverageHead):
             self.consensus.reset_parameters()
 
-    def no_weight_decay(self) -> Sequence[str]:
-        head = ("consensus.cls_token",) if self.consensus_type == "vit" else ()
-        return ("pos_embed", "cls_token", "temp_embed") + head
+    def no_weight_decay(self) -> FrozenSet[str]:
+        """Parameter names the optimiser exempts from weight decay besides norms and biases."""
+        head = {"consensus.cls_token"} if self.consensus_type == "vit" else set()
+        return frozenset({"pos_embed", "cls_token", "temp_embed"} | head)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised last Linear for ``num_classes`` (0: none, the forward
+        returns the features): the consensus head's ``mlp_head.4`` (initialised as every ViT
+        Linear), or the ``avg`` head's ``fc`` (normal, std 0.001, as the official code)."""
+        self.num_classes = num_classes
+        classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0 and self.consensus_type == "vit":
+            nn.init.trunc_normal_(classifier.weight, std=0.02)
+            nn.init.zeros_(classifier.bias)
+        if self.consensus_type == "vit":
+            self.consensus.mlp_head[-1] = classifier
+        else:
+            self.consensus.fc = classifier
+            if num_classes > 0:
+                self.consensus.reset_parameters()
 
     def ats_blocks(self) -> Tuple[int, ...]:
         return () if self.ats is None else self.ats.blocks
@@ -281,7 +321,8 @@ class XViT(nn.Module):
         positions = torch.arange(x.shape[2] - 1, device=x.device).expand(batch, -1)
         clip_keys = content_key(video) if ats is not None and ats.sampler == "random" else None
         state = TokenState(token_valid=None, per_frame=ats is not None and ats.scope == "frame",
-                           positions=positions, clip_keys=clip_keys, reference_positions=positions.shape[1])
+                           positions=positions, clip_keys=clip_keys, pack_min_padding=self.pack_min_padding,
+                           reference_positions=positions.shape[1])
         stats = []
         for index, block in enumerate(self.blocks):
             stage = ats if ats is not None and index in ats.blocks else None
@@ -291,9 +332,86 @@ class XViT(nn.Module):
         self.ats_stats = stats
         return self.norm(x[:, :, 0])
 
-    def forward_head(self, frame_features: Tensor) -> Tensor:
-        """(B, T, d) -> logits (B, num_classes)."""
-        return self.consensus(self.head_drop(frame_features))
+    def forward_head(self, frame_features: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, T, d) -> logits (B, num_classes), or with ``pre_logits`` the features the last
+        Linear reads, (B, num_features)."""
+        return self.consensus(self.head_drop(frame_features), pre_logits=pre_logits)
 
     def forward(self, video: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(video))
+
+    # --- Facts for the GFLOPs counter (video_ats.flops) ------------------------------------------
+
+    def block_macs(self, index: int, positions_in, positions_out):
+        """Multiply-adds per clip of block ``index`` when ``positions_in`` spatial positions
+        enter it and ``positions_out`` leave its attention (ATS scoring not included): per
+        frame, [own CLS] + positions as keys, the queries cut to the kept ones, the MLP over
+        the kept tokens. Counts may be numbers or (B,) float64 tensors."""
+        block, frames, dim = self.blocks[index], self.num_frames, self.embed_dim
+        keys, queries = 1 + positions_in, 1 + positions_out
+        macs = linear_macs(block.attn.qkv, frames * keys)
+        macs = macs + attention_matmul_macs(frames, queries, keys, dim)
+        macs = macs + linear_macs(block.attn.proj, frames * queries)
+        return macs + mlp_macs(block.mlp, frames * queries)
+
+    def head_macs(self) -> float:
+        """Multiply-adds per clip of the consensus head: the ``avg`` head's Linear of the frame
+        mean, or the temporal block over [head CLS] + T frame features and the MLP head."""
+        head = self.consensus
+        if self.consensus_type == "avg":
+            return linear_macs(head.fc, 1) if isinstance(head.fc, nn.Linear) else 0
+        sequence = 1 + self.num_frames
+        macs = 0
+        for block in head.temporal_encoder:
+            macs = macs + linear_macs(block.attn.qkv, sequence) + attention_matmul_macs(1, sequence, sequence,
+                                                                                         self.embed_dim)
+            macs = macs + linear_macs(block.attn.proj, sequence) + mlp_macs(block.mlp, sequence)
+        return macs + sum(linear_macs(layer, 1) for layer in head.mlp_head if isinstance(layer, nn.Linear))
+
+    # --- Facts for the checkpoint loader (video_ats.checkpoint) ----------------------------------
+
+    @staticmethod
+    def classifier_keys(*states: Collection[str]) -> Tuple[str, str]:
+        """The classifier's (weight, bias) keys: the ``avg`` head's ``consensus.fc`` when any of
+        ``states`` (key collections) has it, else the consensus head's last Linear."""
+        if any("consensus.fc.weight" in state for state in states):
+            return ("consensus.fc.weight", "consensus.fc.bias")
+        return ("consensus.mlp_head.4.weight", "consensus.mlp_head.4.bias")
+
+    @staticmethod
+    def owns_state(keys: Collection[str]) -> bool:
+        """Whether a state dict in this toolkit's names is an XViT's."""
+        return "temp_embed" in keys or any(key.startswith("consensus.") for key in keys)
+
+    @staticmethod
+    def from_image_vit(image_keys: Collection[str], model_keys: Collection[str]
+                       ) -> Tuple[Dict[str, str], List[str], List[str]]:
+        """How an image ViT (in this toolkit's names) initialises an XViT: nothing copied,
+        ``temp_embed`` zeros, the consensus head keeps the model's own initialisation.
+
+        Returns:
+            (copied: model key -> image key, zeros: model keys, own: model keys).
+        """
+        zeros = [key for key in model_keys if key == "temp_embed"]
+        own = [key for key in model_keys if key.startswith("consensus.")]
+        return {}, zeros, own
+
+
+_XVIT_KINETICS = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), train_jitter_scales=(256, 320))
+_VIT_B16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True)
+
+# The official Kinetics configs group frames in segments of 8 (NUM_SEGMENTS: 8) for every length.
+PRESETS = (
+    Preset("xvit_b16_8", XViT, dict(_VIT_B16, num_frames=8, num_segments=8, shift_div=8, img_size=224),
+           description="XViT-B/16 8 x 224", **_XVIT_KINETICS),
+    Preset("xvit_b16_16", XViT, dict(_VIT_B16, num_frames=16, num_segments=8, shift_div=8, img_size=224),
+           description="XViT-B/16 16 x 224 (two segments of 8 frames)", **_XVIT_KINETICS),
+    Preset("xvit_b16_32", XViT, dict(_VIT_B16, num_frames=32, num_segments=8, shift_div=8, img_size=224),
+           description="XViT-B/16 32 x 224 (four segments of 8 frames)", **_XVIT_KINETICS),
+    # CPU-sized, trained from scratch here (the tests and the synthetic-data study).
+    Preset("xvit_tiny", XViT,
+           dict(patch_size=8, embed_dim=96, depth=12, num_heads=4, mlp_ratio=4.0, qkv_bias=True, num_frames=8,
+                num_segments=8, shift_div=8, img_size=64, drop_path_rate=0.0),
+           mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), train_jitter_scales=(64, 80),
+           description="XViT 8 x 64, 12 blocks of 96 (CPU size)"),
+)
