@@ -90,5 +90,70 @@ def test_broken_file_raises_decode_error_with_path_and_reason(decoder, kind, rea
 
 
 def test_unknown_decoder_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"decoder 'opencv' is not one of \['decord', 'pyav'\]"):
+    with pytest.raises(ValueError, match=r"decoder 'opencv' is not one of \['auto', 'decord', 'pyav'\]"):
         get_decoder("opencv")
+
+
+# --- Videos as downloads hold them: rotated, AV1, cut off, folders. ----------------------------
+
+ROTATIONS = [0, 90, 180, 270]
+
+
+@pytest.mark.parametrize("rotation", ROTATIONS)
+def test_both_decoders_give_the_same_upright_frames_of_a_rotated_video(rotation, data_odd_videos):
+    # The display matrix turns the stored 64x96 frames counter-clockwise by `rotation` degrees:
+    # np.rot90 by rotation / 90 quarter turns of the frames of the unrotated file.
+    indices = [0, 5, 11]
+    with get_decoder("pyav")(data_odd_videos["rotation_0"]) as video:
+        stored = video.get_frames(indices)
+    upright = np.rot90(stored, rotation // 90, axes=(1, 2))
+    for decoder in DECODERS:
+        with get_decoder(decoder)(data_odd_videos[f"rotation_{rotation}"]) as video:
+            frames = video.get_frames(indices)
+        assert frames.shape == ((3, 96, 64, 3) if rotation in (90, 270) else (3, 64, 96, 3)), decoder
+        assert np.array_equal(frames, upright), decoder              # lossless 4:4:4: exact
+
+
+def test_a_rotated_video_decord_mis_sizes_is_an_error_naming_the_other_decoders(data_odd_videos):
+    path = data_odd_videos["rotation_90_h48"]
+    with get_decoder("pyav")(path) as video:
+        expected = video.get_frames([0, 7])
+    assert expected.shape == (2, 96, 48, 3)
+    try:
+        with get_decoder("decord")(path) as video:
+            frames = video.get_frames([0, 7])
+    except VideoDecodeError as error:
+        assert "use the pyav decoder, or auto" in error.reason
+    else:      # a decord without the bug must give the same frames
+        assert np.array_equal(frames, expected)
+    with get_decoder("auto")(path) as video:
+        assert np.array_equal(video.get_frames([0, 7]), expected)
+
+
+def test_an_av1_video_that_decord_cannot_decode_says_so_and_the_other_decoders_read_it(data_odd_videos):
+    if data_odd_videos["av1"] is None:
+        pytest.skip("this PyAV build has no AV1 encoder to write the test video")
+    path = data_odd_videos["av1"]
+    with pytest.raises(VideoDecodeError, match=r"decord cannot decode its av1 video stream.*use the pyav decoder, "
+                                               r"or auto"):
+        get_decoder("decord")(path)
+    with get_decoder("pyav")(path) as pyav, get_decoder("auto")(path) as auto:
+        assert pyav.num_frames == auto.num_frames == 20
+        assert np.array_equal(pyav.get_frames([0, 19]), auto.get_frames([0, 19]))
+
+
+@pytest.mark.parametrize("container", ["webm", "mkv"])
+@pytest.mark.parametrize("decoder", DECODERS + ["auto"])
+def test_a_matroska_file_cut_in_half_is_refused_as_truncated(decoder, container, data_odd_videos):
+    with get_decoder(decoder)(data_odd_videos[f"full_{container}"]) as video:
+        assert video.num_frames == 60
+        video.get_frames([0, 59])
+    with pytest.raises(VideoDecodeError, match=r"truncated: the header states 2\.00 s \(60 frames at 30 fps\), "
+                                               r"the file holds \d+ frames"):
+        get_decoder(decoder)(data_odd_videos[f"cut_{container}"])
+
+
+@pytest.mark.parametrize("decoder", DECODERS + ["auto"])
+def test_a_folder_named_like_a_video_is_reported_as_a_folder(decoder, data_odd_videos):
+    with pytest.raises(VideoDecodeError, match="is a folder, not a video file"):
+        get_decoder(decoder)(data_odd_videos["folder.mp4"])

@@ -31,6 +31,16 @@ Broken videos (missing, empty, unreadable, truncated, no video stream):
 - val / test: never raises; the items of the video have ``ok=False`` and the video is
   recorded in ``dataset.failed``, so evaluation excludes and reports it.
 
+Annotations are validated completely when the dataset is built, before any item is loaded:
+every row of a train or val split needs a label, labels must lie inside ``num_classes``, and a
+video named twice is an error (``allow_duplicates=True``: a warning with the count). A test
+split may have rows without a label; its videos are predicted, not scored.
+
+An untrimmed download found by bare ``youtube_id`` (see
+:func:`~video_ats.data.annotations.read_annotations`) is sampled inside the row's
+``time_start``-``time_end`` window; a file no longer than that window is taken as the trimmed
+clip itself.
+
 DataLoader workers are separate processes: ``dataset.failed`` and ``dataset.num_replaced``
 grow only inside the process that loaded the item. The items themselves carry the failure
 (``ok``, ``replaced_from``), so the training loop and the evaluator count in the main process.
@@ -46,7 +56,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .annotations import ClassList, read_annotations
+from .annotations import (
+    AnnotationError,
+    ClassList,
+    check_labels,
+    describe_duplicates,
+    find_duplicates,
+    read_annotations,
+)
 from .decoders import VideoDecodeError, get_decoder
 from .sampling import CLIP_POSITIONS, test_clip_indices, train_clip_indices
 from .transforms import NUM_CROPS_CHOICES, test_transform, train_transform
@@ -67,7 +84,12 @@ class KineticsDataset(Dataset):
     test_num_clips, test_num_crops (1 or 3): views per video in test mode.
     clip_position: "start" (PySlowFast) or "middle" (papers / mmaction2) test clip rule.
     mean, std: per-channel normalization of [0, 1] RGB (TimeSformer 0.45/0.225, XViT 0.5/0.5).
-    decoder: "decord" or "pyav". class_list: see :func:`~video_ats.data.load_class_list`.
+    decoder: one of :data:`~video_ats.data.decoders.DECODER_NAMES` ("decord", "pyav", "auto").
+    class_list: see :func:`~video_ats.data.load_class_list`.
+    num_classes: the model's class count; every label must lie in [0, num_classes) (None: only
+        the class list, if any, bounds them).
+    allow_duplicates: accept rows that name the same video (a warning with their count)
+        instead of raising AnnotationError.
     max_retries: replacement tries for a broken training video. seed: base of the
         augmentation randomness: item i of epoch e draws from (seed, e, i); see ``set_epoch``.
 
@@ -95,6 +117,8 @@ class KineticsDataset(Dataset):
         decoder: str = "decord",
         class_list: Union[ClassList, None] = None,
         annotation_format: str = "auto",
+        num_classes: Union[int, None] = None,
+        allow_duplicates: bool = False,
         max_retries: int = 10,
         seed: int = 0,
     ):
@@ -124,6 +148,16 @@ class KineticsDataset(Dataset):
         )
         if not annotations.records:
             raise ValueError(f"{os.fspath(annotation_file)}: no videos in the annotation file")
+        # Every row is checked now: a bad label must not wait hours for the sampler to draw it.
+        check_labels(annotations.records, annotation_file, num_classes=num_classes,
+                     require_labels=mode != "test")
+        repeats = find_duplicates(annotations.records)
+        if repeats and not allow_duplicates:
+            raise AnnotationError(annotation_file, repeats[0][0].line,
+                                  f"{describe_duplicates(repeats)}; remove them, or allow them "
+                                  f"(allow_duplicates=True, DATA.ALLOW_DUPLICATES True)")
+        if repeats:
+            logger.warning("%s: %s; they are kept", os.fspath(annotation_file), describe_duplicates(repeats))
         self.annotation_file = os.fspath(annotation_file)
         self.records = annotations.records
         self.classes = annotations.classes
@@ -246,18 +280,19 @@ class KineticsDataset(Dataset):
         if temporal_index is not None and self._cached_clip[0] == key:
             # The crops of one test clip come one after the other: decode the clip once.
             return self._cached_clip[1]
-        with self._open_video(self.records[video_index].path) as video:
+        record = self.records[video_index]
+        with self._open_video(record.path) as video:
+            first, count = clip_frame_range(record, video)
             if temporal_index is None:
                 indices = train_clip_indices(
-                    video.num_frames, video.fps, self.num_frames, self.sampling_rate,
-                    self.target_fps, rng,
+                    count, video.fps, self.num_frames, self.sampling_rate, self.target_fps, rng,
                 )
             else:
                 indices = test_clip_indices(
-                    video.num_frames, video.fps, self.num_frames, self.sampling_rate,
+                    count, video.fps, self.num_frames, self.sampling_rate,
                     self.target_fps, temporal_index, self.num_clips, self.clip_position,
                 )
-            frames = video.get_frames(indices)
+            frames = video.get_frames(np.asarray(indices) + first)
         if temporal_index is not None:
             self._cached_clip = (key, frames)
         return frames
@@ -275,6 +310,32 @@ class KineticsDataset(Dataset):
         change with the number of workers.
         """
         return np.random.default_rng([self.seed, self.epoch, index])
+
+
+# A file at most this much longer than the annotation's window is the trimmed clip itself.
+TRIMMED_SLACK_SECONDS = 1.0
+
+
+def clip_frame_range(record, video) -> Tuple[int, int]:
+    """(first frame, frame count) of the clip a record names inside its video file.
+
+    The whole file, unless the record has a ``window`` (an untrimmed download found by bare
+    youtube_id) and the file is longer than that window: then the frames whose timestamps
+    fall in [time_start, time_end). Raises VideoDecodeError when the window starts after the
+    end of the video.
+    """
+    if record.window is None:
+        return 0, video.num_frames
+    start, end = record.window
+    if video.num_frames / video.fps <= end - start + TRIMMED_SLACK_SECONDS:
+        return 0, video.num_frames
+    first = int(np.floor(start * video.fps))
+    if first >= video.num_frames:
+        raise VideoDecodeError(
+            record.path, f"the annotation's window {start:g}-{end:g} s starts after the end of the untrimmed "
+                         f"video ({video.num_frames / video.fps:.1f} s)")
+    last = min(video.num_frames, int(np.ceil(end * video.fps)))
+    return first, max(1, last - first)
 
 
 def collate_views(items: Sequence[dict]) -> dict:
