@@ -3,7 +3,6 @@
 repeats). Without --annotation it runs on the synthetic dataset in --data-root, writing it
 first if needed."""
 
-import argparse
 import json
 import os
 import sys
@@ -12,11 +11,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from experiments.data_benchmark import benchmark_loading, format_table  # noqa: E402
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 from video_ats.data.synthetic import make_synthetic_dataset  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = tool_parser(__doc__)
     parser.add_argument("--annotation", help="annotation file (default: the synthetic train CSV)")
     parser.add_argument("--video-root", help="video folder for --annotation")
     parser.add_argument("--data-root", default="cache/synthetic_benchmark",
@@ -72,4 +72,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -15,6 +15,9 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
+from .data.annotations import ANNOTATION_FORMATS
+from .data.decoders import DECODER_NAMES
+
 _C = CfgNode()
 
 # Where a run writes its outputs (checkpoints, logs, results.json, the merged config).
@@ -83,11 +86,13 @@ _C.DATA.VIDEO_ROOT = ""
 _C.DATA.TRAIN_ANNOTATION = "train.csv"
 _C.DATA.VAL_ANNOTATION = "validate.csv"
 _C.DATA.TEST_ANNOTATION = "validate.csv"
-# auto | kinetics_csv | path_label | csv
+# auto | kinetics_csv | space_list | comma_list (video_ats.data.annotations.ANNOTATION_FORMATS)
 _C.DATA.ANNOTATION_FORMAT = "auto"
+# Rows naming a video already named by an earlier row are an error; True keeps them (a warning).
+_C.DATA.ALLOW_DUPLICATES = False
 # Class-list file (one name per line); empty = sorted class names of the annotations.
 _C.DATA.CLASS_LIST = ""
-# decord | pyav
+# decord | pyav | auto (decord, then PyAV for a video decord cannot decode); both give the same frames
 _C.DATA.DECODER = "decord"
 # Frames per clip; None = the model's num_frames.
 _C.DATA.NUM_FRAMES = None
@@ -218,8 +223,8 @@ def _message(error: Exception) -> str:
 def _check(cfg: CfgNode, source: str) -> None:
     choices = {
         "ATS.SAMPLER": ("its", "topk", "random"), "ATS.SCORE": ("cls_vnorm", "cls", "self_attn"),
-        "ATS.SCOPE": ("tube", "frame"), "DATA.DECODER": ("decord", "pyav"),
-        "DATA.ANNOTATION_FORMAT": ("auto", "kinetics_csv", "path_label", "csv"),
+        "ATS.SCOPE": ("tube", "frame"), "DATA.DECODER": DECODER_NAMES,
+        "DATA.ANNOTATION_FORMAT": ANNOTATION_FORMATS,
         "TEST.CLIP_POSITION": ("start", "middle"), "TEST.ENSEMBLE_METHOD": ("prob", "logit_sum"),
         "TRAIN.MIXED_PRECISION": ("bf16", "fp16", "none"), "DEVICE": ("auto", "cpu", "cuda"),
         "SOLVER.OPTIMIZER": ("sgd", "adamw"),
