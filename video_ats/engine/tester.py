@@ -77,6 +77,8 @@ def _test(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
         "model": cfg.MODEL.NAME, "ats": model.ats.to_dict() if model.ats is not None else None,
         "num_frames": int(model.num_frames), "annotation_file": dataset.annotation_file,
         "failed_videos": [dataset.records[index].path for index in failed], "num_processes": context.world_size,
+        # An unlabelled test set has no accuracy (top1 etc. are null): its scores are the output.
+        "predictions_only": result["num_labelled_videos"] == 0,
     })
     save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "test_config.yaml"))
     paths = [dataset.records[index].path for index in per_video["video_index"].tolist()]

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from typing import Optional
@@ -24,7 +25,8 @@ from yacs.config import CfgNode
 
 from ..config import build_model_from_cfg, save_config
 from .builders import ENSEMBLE_METHODS, EpochSampler, build_dataset, build_loader, require_readable_video
-from .checkpointing import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from .checkpointing import (data_fingerprint, describe_resume_differences, load_training_checkpoint,
+                            newest_readable_checkpoint, resume_differences, save_training_checkpoint)
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluator import evaluate
 from .optim import build_optimizer, build_scheduler
@@ -40,6 +42,12 @@ class JsonlLog:
         if self.enabled:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps({"time": time.time(), **record}) + "\n")
+
+
+def say(context: DistContext, message: str) -> None:
+    """A line on the console (stderr, rank 0): what a user must know even without the log."""
+    if context.is_main:
+        print(message, file=sys.stderr, flush=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -107,7 +115,8 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     pretrained = load_pretrained(model, cfg)
     train_set = build_dataset(cfg, "train")
     require_readable_video(train_set)
-    val_set = build_dataset(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
+    # Without DATA.CLASS_LIST the validation file takes the training file's class indices.
+    val_set = build_dataset(cfg, "val", class_list=train_set.classes or None) if cfg.TRAIN.EVAL_PERIOD > 0 else None
     if len(train_set.classes) > cfg.MODEL.NUM_CLASSES:
         raise ValueError(f"the training annotations have {len(train_set.classes)} classes but "
                          f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}")
@@ -119,6 +128,8 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
         raise ValueError(f"{len(train_set)} training clips do not fill one optimizer step of "
                          f"{cfg.TRAIN.BATCH_SIZE} x {context.world_size} processes x {accumulate} accumulation")
     steps_per_epoch = batches_per_epoch // accumulate
+    train_data = data_fingerprint(train_set.records, train_set.classes)
+    resume_from, resume_state = _checkpoint_to_resume(cfg, context, train_data)
     if context.is_main:
         save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
     log = JsonlLog(os.path.join(cfg.OUTPUT_DIR, "log.jsonl"), context.is_main)
@@ -138,12 +149,19 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
 
     # --- Resume from the newest checkpoint of this output directory. --------------------------
     start_epoch, start_batch, step = 0, 0, 0
-    resume_from = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
     if resume_from:
         position = load_training_checkpoint(resume_from, model, optimizer=optimizer, scheduler=scheduler,
-                                            scaler=scaler)
+                                            scaler=scaler, state=resume_state)
+        del resume_state
         start_epoch, start_batch, step = position["epoch"], position["batches_done"], position["step"]
         log.write(event="resume", checkpoint=resume_from, epoch=start_epoch, batches_done=start_batch, step=step)
+        if start_epoch >= cfg.SOLVER.MAX_EPOCH:
+            where = f"the end of its {cfg.SOLVER.MAX_EPOCH} epochs: nothing left to train"
+        elif start_batch == 0:
+            where = f"the start of epoch {start_epoch + 1} of {cfg.SOLVER.MAX_EPOCH}"
+        else:
+            where = f"epoch {start_epoch + 1} of {cfg.SOLVER.MAX_EPOCH}, after batch {start_batch} of {batches_per_epoch}"
+        say(context, f"resumed from {resume_from} at {where} (optimizer step {step} of {total_steps})")
     elif pretrained is not None:
         log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(pretrained))
     network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
@@ -194,13 +212,14 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
             step_loss = 0.0
             if (cfg.TRAIN.CHECKPOINT_ITERS > 0 and step % cfg.TRAIN.CHECKPOINT_ITERS == 0
                     and batch_index + 1 < batches_per_epoch):
-                _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batch_index + 1, step, log)
+                _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batch_index + 1, step, log,
+                            train_data)
         bar.close()
         start_batch = 0
         replaced = int(all_reduce_sum(context, torch.tensor(replaced)))
         summary["replaced_clips"] += replaced
         log.write(event="epoch", epoch=epoch, step=step, replaced_clips=replaced)
-        _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch + 1, 0, step, log)
+        _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch + 1, 0, step, log, train_data)
         if val_set is not None and (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
             summary["val"] = _validate(cfg, context, model, val_set, amp_dtype, progress)
             if context.is_main:
@@ -212,11 +231,34 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     return summary
 
 
-def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batches_done, step, log) -> None:
+def _checkpoint_to_resume(cfg: CfgNode, context: DistContext, train_data: dict):
+    """(path, contents) of the newest readable checkpoint of OUTPUT_DIR, (None, None) for a new
+    run. Raises ValueError when the checkpoint belongs to another run than ``cfg`` describes,
+    or when checkpoints exist but none can be read."""
+    if not cfg.TRAIN.AUTO_RESUME:
+        return None, None
+    path, state, skipped = newest_readable_checkpoint(cfg.OUTPUT_DIR)
+    if skipped and path is None:
+        raise ValueError(f"none of the {len(skipped)} checkpoints in {cfg.OUTPUT_DIR} can be read (the newest: "
+                         f"{skipped[0][1]}); delete them to start the run over, or use another OUTPUT_DIR")
+    for unreadable, reason in skipped:
+        say(context, f"warning: skipping the unreadable checkpoint {unreadable} ({reason}); resuming from {path}, "
+                     f"the newest readable one")
+    if path is None:
+        return None, None
+    differences = resume_differences(state, cfg, context.world_size, train_data)
+    if differences:
+        raise ValueError(describe_resume_differences(path, differences, cfg.OUTPUT_DIR))
+    return path, state
+
+
+def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batches_done, step, log,
+                train_data=None) -> None:
     if context.is_main:
         path = save_training_checkpoint(cfg.OUTPUT_DIR, model, cfg, optimizer=optimizer, scheduler=scheduler,
                                         scaler=scaler, epoch=epoch, batches_done=batches_done, step=step,
-                                        keep_recent=cfg.TRAIN.KEEP_CHECKPOINTS)
+                                        keep_recent=cfg.TRAIN.KEEP_CHECKPOINTS, world_size=context.world_size,
+                                        train_data=train_data)
         log.write(event="checkpoint", path=path, epoch=epoch, batches_done=batches_done, step=step)
     barrier(context)
 
