@@ -34,13 +34,38 @@ def _override_names(model_class: Callable) -> list:
     return [n for n in names if n not in ("self", "num_classes", "ats")]
 
 
-def build_model(name: str, num_classes: int = 400, ats: Optional[Dict[str, Any]] = None, **overrides) -> nn.Module:
+def remove_classifier(model: nn.Module) -> int:
+    """Make ``model`` headless in place: its forward then returns the features its classifier
+    took, (B, feature_dim); returns feature_dim.
+
+    TimeSformer: the normalised CLS features (B, embed_dim). XViT: the consensus head's
+    features before its last Linear (B, head_mlp_dim), or with ``consensus="avg"`` the mean
+    of the per-frame CLS features (B, embed_dim).
+    """
+    if isinstance(model, XViT):
+        if model.consensus_type == "avg":
+            feature_dim = model.consensus.fc.in_features
+            model.consensus.fc = nn.Identity()
+        else:
+            feature_dim = model.consensus.mlp_head[4].in_features
+            model.consensus.mlp_head[4] = nn.Identity()
+    else:
+        feature_dim = model.embed_dim
+        model.head = nn.Identity()
+    model.num_classes = 0
+    return feature_dim
+
+
+def build_model(name: str, num_classes: Optional[int] = 400, ats: Optional[Dict[str, Any]] = None,
+                **overrides) -> nn.Module:
     """Build a preset backbone with its classification head.
 
     Args:
         name: one of `PRESETS` (timesformer_base/hr/large, xvit_b16_8/16/32, timesformer_tiny,
             xvit_tiny).
-        num_classes: size of the head (400 for Kinetics-400, 600 for Kinetics-600).
+        num_classes: size of the head (400 for Kinetics-400, 600 for Kinetics-600); None for a
+            headless model whose forward returns features (see `remove_classifier`), e.g. to
+            load a headless Hugging Face ``TimesformerModel``.
         ats: None for the plain model, or a dict of ATS options (blocks, ratio or num_tokens,
             min_tokens, sampler, score, scope, seed); see `video_ats.ats.ATSOptions`.
         overrides: architecture overrides by their common names (num_frames, img_size,
@@ -59,4 +84,8 @@ def build_model(name: str, num_classes: int = 400, ats: Optional[Dict[str, Any]]
     if unknown:
         raise ValueError(f"unknown override(s) {unknown} for {name}; valid overrides are {valid}")
     kwargs = dict(defaults, **overrides)
+    if num_classes is None:
+        model = model_class(num_classes=1, ats=ats, **kwargs)
+        remove_classifier(model)
+        return model
     return model_class(num_classes=num_classes, ats=ats, **kwargs)
