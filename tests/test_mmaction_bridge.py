@@ -34,7 +34,10 @@ def config():
     return Config.fromfile(str(CONFIG))       # custom_imports imports video_ats.integrations.mmaction
 
 
-def batch(num_clips=2, frames=8, size=64, classes=5, seed=0):
+CONFIG_CLASSES = 6      # the shipped config: the 6 classes tools/make_synthetic.py writes by default
+
+
+def batch(num_clips=2, frames=8, size=64, classes=CONFIG_CLASSES, seed=0):
     """What mmaction2's PackActionInputs yields: uint8 (views, C, T, H, W) per clip, labelled samples."""
     generator = torch.Generator().manual_seed(seed)
     inputs = [torch.randint(0, 256, (1, 3, frames, size, size), dtype=torch.uint8, generator=generator)
@@ -58,7 +61,7 @@ def test_the_example_config_builds_a_recognizer_with_our_backbone_and_ats(config
     assert features.shape == (2, 96)
     assert [stage["block"] for stage in model.backbone.ats_stats] == [3, 4, 5]
     assert all(int(stage["kept"].max()) <= 32 for stage in model.backbone.ats_stats)    # ratio 0.5 of 64
-    assert predictions[0].pred_scores.item.shape == (5,)
+    assert predictions[0].pred_scores.item.shape == (CONFIG_CLASSES,)
 
 
 def test_a_train_step_updates_the_backbone(config):
@@ -93,7 +96,7 @@ def test_a_recognizer_trained_through_the_bridge_loads_back_into_our_model(confi
     model.init_weights()
     path = tmp_path / "epoch_1.pth"
     save_checkpoint({"meta": {"epoch": 1}, "state_dict": weights_to_cpu(model.state_dict())}, str(path))
-    ours = build_model("timesformer_tiny", num_classes=5, ats=dict(blocks=[3, 4, 5], ratio=0.5)).eval()
+    ours = build_model("timesformer_tiny", num_classes=CONFIG_CLASSES, ats=dict(blocks=[3, 4, 5], ratio=0.5)).eval()
     report = load_checkpoint(ours, path)
     assert report.source == "mmaction2" and report.loaded == len(ours.state_dict())
     model.eval()
@@ -111,14 +114,14 @@ def test_xvit_backbone_feeds_a_timesformer_head_with_the_consensus_features(opti
     model = MODELS.build(dict(
         type="Recognizer3D",
         backbone=dict(type="VideoATSXViT", preset="xvit_tiny", **options),
-        cls_head=dict(type="TimeSformerHead", num_classes=5, in_channels=96),
+        cls_head=dict(type="TimeSformerHead", num_classes=CONFIG_CLASSES, in_channels=96),
         data_preprocessor=dict(type="ActionDataPreprocessor", mean=[114.75] * 3, std=[57.375] * 3,
                                format_shape="NCTHW")))
     model.init_weights()
     # vit: the temporal head's features before its last Linear; avg: the mean frame feature.
     assert isinstance(model.backbone, VideoATSXViT) and model.backbone.feature_dim == 96
     # Backbone + mmaction2 head compute exactly our XViT, whose last Linear is cls_head.fc_cls.
-    ours = build_model("xvit_tiny", num_classes=5, **options).eval()
+    ours = build_model("xvit_tiny", num_classes=CONFIG_CLASSES, **options).eval()
     assert load_checkpoint(ours, model.state_dict()).source == "mmaction2"
     model.eval()
     video = torch.randn(2, 3, 8, 64, 64)
