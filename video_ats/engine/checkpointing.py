@@ -238,6 +238,10 @@ def describe_resume_differences(path: str, differences: List[Tuple[str, Any, Any
             f"folder> MODEL.PRETRAINED {path}")
 
 
+_NOT_HYPERPARAMETERS = {"params", "initial_lr", "foreach", "maximize", "capturable", "differentiable", "fused",
+                        "decoupled_weight_decay"}
+
+
 def load_training_checkpoint(path: str, model: torch.nn.Module, *, optimizer, scheduler, scaler,
                              state: Optional[dict] = None) -> dict:
     """Restore model, optimizer, scheduler, scaler and RNG states; return the run position.
@@ -257,6 +261,15 @@ def load_training_checkpoint(path: str, model: torch.nn.Module, *, optimizer, sc
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise ValueError(f"{path}: its weights do not fit the model this config builds "
                          f"({'; '.join(lines[1:4]) or lines[0]})") from None
+    # torch loads another optimizer's state without a word; the first step then dies
+    # (SGD after AdamW: KeyError 'momentum'). The hyperparameter names tell the optimizers apart
+    # (not torch's implementation flags, which change between torch versions).
+    wanted = [sorted(set(group) - _NOT_HYPERPARAMETERS) for group in optimizer.param_groups]
+    held = [sorted(set(group) - _NOT_HYPERPARAMETERS) for group in state["optimizer"].get("param_groups", [])]
+    if wanted != held:
+        raise ValueError(f"{path}: its optimizer state does not fit this config's optimizer (SOLVER.OPTIMIZER "
+                         f"{type(optimizer).__name__}: parameter groups with {wanted} expected, the checkpoint has "
+                         f"{held})")
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
