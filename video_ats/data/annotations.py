@@ -223,14 +223,15 @@ def _split_lines(text: str) -> List[str]:
 
 def detect_format(path: Union[str, os.PathLike]) -> str:
     """"kinetics_csv" when the first non-empty line is a header naming ``youtube_id``,
-    "comma_list" when it holds a comma, "space_list" otherwise."""
+    ``time_start`` or ``time_end``, or starting with ``label`` (so a damaged header is reported
+    as one), "comma_list" when it holds a comma, "space_list" otherwise."""
     for number, line in enumerate(_split_lines(read_text(path)), start=1):
         if line.strip():
             try:
                 header = [field.strip().lower() for field in next(csv.reader([line]))]
             except csv.Error as error:
                 raise AnnotationError(path, number, f"not a valid CSV line: {error}") from None
-            if "youtube_id" in header:
+            if {"youtube_id", "time_start", "time_end"} & set(header) or header[0] == "label":
                 return "kinetics_csv"
             return "comma_list" if "," in line else "space_list"
     raise AnnotationError(path, 1, "the annotation file is empty")
