@@ -135,3 +135,160 @@ def test_xvit_backbone_feeds_a_timesformer_head_with_the_consensus_features(opti
 def test_a_preset_of_the_other_backbone_is_refused():
     with pytest.raises(ValueError, match="unknown TimeSformer preset 'xvit_tiny'; valid presets are"):
         MODELS.build(dict(type="VideoATSTimeSformer", preset="xvit_tiny"))
+
+
+# --- mmaction2's own tools on the pinned stack: checkpoints, any-format load_from, FLOPs, data. -
+
+
+def test_mmengine_checkpoints_load_with_torch_weights_only(tmp_path):
+    import numpy as np
+    from mmengine.logging import HistoryBuffer, MessageHub
+
+    import video_ats.integrations.mmaction  # noqa: F401 - registers the safe globals
+
+    hub = MessageHub("weights_only_test")
+    for loss in (1.5, 1.25):
+        hub.update_scalar("train/loss", np.float64(loss))
+    path = tmp_path / "epoch_1.pth"
+    save_checkpoint({"meta": {"epoch": 1, "best_score": np.float64(0.5)}, "message_hub": hub.state_dict(),
+                     "state_dict": {"w": torch.zeros(2)}}, str(path))
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)     # torch >= 2.6's default
+    history = checkpoint["message_hub"]["log_scalars"]["train/loss"]
+    assert isinstance(history, HistoryBuffer) and history.mean() == pytest.approx(1.375)
+    assert checkpoint["meta"]["best_score"] == 0.5
+
+
+class _Reduce:
+    """Pickles as ``getattr(HistoryBuffer, name)``, the call mmengine checkpoints make."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+
+        return getattr, (HistoryBuffer, self.name)
+
+
+def test_the_getattr_allowed_for_mmengine_checkpoints_reaches_only_history_buffer_methods(tmp_path):
+    import pickle
+
+    from mmengine.logging import HistoryBuffer
+
+    import video_ats.integrations.mmaction  # noqa: F401
+
+    torch.save({"method": _Reduce("mean")}, tmp_path / "method.pth")
+    assert torch.load(tmp_path / "method.pth", weights_only=True)["method"] is HistoryBuffer.mean
+    torch.save({"method": _Reduce("__subclasses__")}, tmp_path / "other.pth")
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing getattr\(.*HistoryBuffer.*'__subclasses__'\)"):
+        torch.load(tmp_path / "other.pth", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def runner(config, tmp_path_factory):
+    """mmengine's Runner for the example config, as mmaction2's test.py builds it."""
+    from mmengine.runner import Runner
+
+    cfg = config.copy()
+    cfg.work_dir = str(tmp_path_factory.mktemp("runner"))
+    return Runner.from_cfg(cfg)
+
+
+def official_layout(model):
+    """A facebookresearch/TimeSformer .pyth of ``model``: PySlowFast's keys, ``model.`` prefix."""
+    return {"model_state": {f"model.{key}": value for key, value in model.state_dict().items()}, "epoch": 15}
+
+
+def recognizer_logits(runner, video):
+    model = runner.model.eval()
+    with torch.no_grad():
+        logits, _ = model.extract_feat(video[:, None], stage="head")
+    return logits
+
+
+def test_load_from_takes_an_official_timesformer_checkpoint_with_its_classifier(runner, tmp_path):
+    torch.manual_seed(0)
+    official = build_model("timesformer_tiny", num_classes=CONFIG_CLASSES)
+    with torch.no_grad():
+        for parameter in official.parameters():                # nothing trivially zero
+            parameter.normal_(0, 0.2)
+    torch.save(official_layout(official), tmp_path / "TimeSformer_tiny.pyth")
+    runner.load_checkpoint(str(tmp_path / "TimeSformer_tiny.pyth"))      # what test.py's checkpoint does
+    ours = build_model("timesformer_tiny", num_classes=CONFIG_CLASSES, ats=dict(blocks=[3, 4, 5], ratio=0.5)).eval()
+    assert load_checkpoint(ours, tmp_path / "TimeSformer_tiny.pyth").source == "timesformer_official"
+    video = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(recognizer_logits(runner, video), ours(video))
+
+
+def test_load_from_takes_a_hugging_face_model_directory(runner, tmp_path):
+    transformers = require_extra("transformers", "hf")
+    config = transformers.TimesformerConfig(image_size=64, patch_size=8, num_frames=8, hidden_size=96,
+                                            num_hidden_layers=6, num_attention_heads=4, intermediate_size=384,
+                                            num_labels=CONFIG_CLASSES, attention_type="divided_space_time")
+    torch.manual_seed(1)
+    hf = transformers.TimesformerForVideoClassification(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    runner.load_checkpoint(str(tmp_path / "hf"))
+    video = torch.randn(2, 3, 8, 64, 64)
+    ours = build_model("timesformer_tiny", num_classes=CONFIG_CLASSES).eval()
+    load_checkpoint(ours, tmp_path / "hf")
+    with torch.no_grad():
+        hf_logits = hf(pixel_values=video.permute(0, 2, 1, 3, 4)).logits
+    # ATS keeps every position of an 8x8 grid only at ratio 1: compare the ATS recognizer with ours + ATS.
+    ours.ats = runner.model.backbone.ats
+    with torch.no_grad():
+        assert torch.equal(recognizer_logits(runner, video), ours(video))
+        ours.ats = None
+        assert torch.allclose(ours(video), hf_logits, atol=1e-4, rtol=0)
+
+
+def test_load_from_with_a_checkpoint_of_another_architecture_is_a_clear_error(runner, tmp_path):
+    from video_ats.checkpoint import CheckpointError
+
+    torch.save(official_layout(build_model("timesformer_tiny", num_classes=CONFIG_CLASSES, depth=4)),
+               tmp_path / "shallow.pyth")
+    with pytest.raises(CheckpointError, match=r"the checkpoint has 4 blocks, the model 6"):
+        runner.load_checkpoint(str(tmp_path / "shallow.pyth"))
+
+
+def test_mmengine_flop_counter_counts_the_attention():
+    from mmengine.analysis import get_model_complexity_info
+
+    import video_ats.integrations.mmaction  # noqa: F401 - adds the attention handle
+    from video_ats.flops import fvcore_gflops
+
+    model = build_model("timesformer_tiny", num_classes=None).eval()
+    video = torch.randn(1, 3, 8, 64, 64)
+    counted = get_model_complexity_info(model, inputs=(video,), show_table=False, show_arch=False)["flops"]
+    # mmengine counts LayerNorm (5 per element) as fvcore does.
+    assert counted / 1e9 == pytest.approx(fvcore_gflops(model, video, include_norms=True), rel=1e-12)
+    # The attention it skipped: per block, the temporal q k^T and A v over 64 positions x 8 frames
+    # (64 * 8 * 8 * 96 * 2) and the spatial ones over 8 frames x 65 tokens (8 * 65 * 65 * 96 * 2).
+    from mmengine.analysis import complexity_analysis
+
+    handles = complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS
+    sdpa = handles.pop("aten::scaled_dot_product_attention")
+    try:
+        without = get_model_complexity_info(model, inputs=(video,), show_table=False, show_arch=False)["flops"]
+    finally:
+        handles["aten::scaled_dot_product_attention"] = sdpa
+    assert counted - without == 6 * (64 * 8 * 8 * 96 * 2 + 8 * 65 * 65 * 96 * 2)
+
+
+def test_the_dataset_of_the_bridge_validates_annotations_as_ours_does(tmp_path):
+    from mmaction.registry import DATASETS
+
+    from video_ats.data import AnnotationError
+
+    listing = tmp_path / "train_list.txt"
+    listing.write_text("a.mp4 0\nb.mp4 6\n")
+    with pytest.raises(AnnotationError, match=r"train_list\.txt:2: 1 rows have a label outside the model's 6 "
+                                              r"classes"):
+        DATASETS.build(dict(type="VideoATSDataset", ann_file=str(listing), pipeline=[], num_classes=6))
+    csv = tmp_path / "val.csv"
+    csv.write_bytes(b"\xef\xbb\xbflabel,youtube_id,time_start,time_end\nspin,a,1,3\ngrow,b,1,3\n")
+    dataset = DATASETS.build(dict(type="VideoATSDataset", ann_file=str(csv), pipeline=[], num_classes=6,
+                                  data_prefix=dict(video=str(tmp_path))))
+    assert [dataset.get_data_info(index)["label"] for index in range(len(dataset))] == [1, 0]
+    assert dataset.metainfo["classes"] == ("grow", "spin")
