@@ -292,3 +292,24 @@ def test_the_dataset_of_the_bridge_validates_annotations_as_ours_does(tmp_path):
                                   data_prefix=dict(video=str(tmp_path))))
     assert [dataset.get_data_info(index)["label"] for index in range(len(dataset))] == [1, 0]
     assert dataset.metainfo["classes"] == ("grow", "spin")
+
+
+def test_the_kinetics_test_config_takes_the_released_timesformer_layout_as_is():
+    # The released TimeSformer_divST_8x32_224_K400.pyth, as key names and shapes measured on the
+    # official code (tests/fixtures/keys), on the meta device: every recognizer key is filled.
+    import json
+
+    from video_ats.integrations.mmaction import recognizer_state_dict
+
+    config = Config.fromfile(str(CONFIG.parent / "timesformer_base_ats_k400_test.py"))
+    with torch.device("meta"):
+        recognizer = MODELS.build(config.model)
+    listing = json.loads((Path(__file__).parent / "fixtures" / "keys" / "timesformer_divst_8x224_k400.json").read_text())
+    released = {"model_state": {key: torch.empty(shape, device="meta") for key, shape in listing["keys"]}}
+    state = recognizer_state_dict(recognizer, released)
+    wanted = recognizer.state_dict()
+    assert set(state) == set(wanted) and len(wanted) == 249
+    assert all(state[key].shape == wanted[key].shape for key in wanted)
+    assert state["cls_head.fc_cls.weight"].shape == (400, 768)
+    assert recognizer.backbone.ats.blocks == (3, 4, 5) and recognizer.backbone.ats.ratio == 0.75
+    assert config.test_dataloader.dataset.class_list == "kinetics400"

@@ -169,7 +169,10 @@ def recognizer_state_dict(recognizer: nn.Module, checkpoint: Mapping[str, Any]) 
     held = checkpoint.get("state_dict", checkpoint)
     if isinstance(held, Mapping) and set(wanted) <= {key.removeprefix("module.") for key in held}:
         return None
-    plain = build_model(backbone.preset, num_classes=head.out_features, **backbone.overrides)
+    # Built where the recognizer is (the meta device when it is one, to check layouts for free).
+    device = "meta" if head.weight.is_meta else "cpu"
+    with torch.device(device):
+        plain = build_model(backbone.preset, num_classes=head.out_features, **backbone.overrides)
     report = load_checkpoint(plain, checkpoint, source="auto")
     logger.info("converted a %s checkpoint for the recognizer\n%s", report.source, report.summary())
     ours = plain.state_dict()
