@@ -236,3 +236,12 @@ def test_torch_write_failures_become_a_full_disk_only_when_the_disk_is_full(tmp_
     other = checkpointing._disk_full(failure, str(tmp_path))
     assert other.errno == errno.EIO and "writing a checkpoint failed ([enforce fail at inline_container.cc" \
         in other.strerror
+
+
+def test_a_full_disk_while_writing_a_log_or_results_names_the_file():
+    from video_ats.cli import error_line
+    from video_ats.engine.trainer import JsonlLog
+
+    with pytest.raises(OSError) as error:
+        JsonlLog("/dev/full", enabled=True).write(event="train", loss=1.0)     # every write: ENOSPC
+    assert error_line(error.value) == "no space left on /dev/full"

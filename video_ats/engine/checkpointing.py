@@ -16,6 +16,7 @@ for the newest readable one (`newest_readable_checkpoint`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import hashlib
@@ -139,6 +140,18 @@ def _disk_full(error: BaseException, folder: str) -> BaseException:
         first = str(error).strip().splitlines()[0]
         return OSError(errno.EIO, f"writing a checkpoint failed ({first})", folder)
     return error
+
+
+@contextlib.contextmanager
+def naming_the_path(path: str):
+    """A full disk while writing ``path`` raises OSError(ENOSPC) that names ``path`` (a failed
+    ``write()`` names no file, so the user would not know which disk filled up)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ENOSPC and not error.filename:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from None
+        raise
 
 
 def newest_readable_checkpoint(output_dir: str) -> Tuple[Optional[str], Optional[dict], List[Tuple[str, str]]]:

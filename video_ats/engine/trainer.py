@@ -26,7 +26,8 @@ from yacs.config import CfgNode
 from ..config import build_model_from_cfg, save_config
 from .builders import ENSEMBLE_METHODS, EpochSampler, build_dataset, build_loader, require_readable_video
 from .checkpointing import (data_fingerprint, describe_resume_differences, load_training_checkpoint,
-                            newest_readable_checkpoint, resume_differences, save_training_checkpoint)
+                            naming_the_path, newest_readable_checkpoint, resume_differences,
+                            save_training_checkpoint)
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluator import evaluate
 from .optim import build_optimizer, build_scheduler
@@ -40,7 +41,7 @@ class JsonlLog:
 
     def write(self, **record) -> None:
         if self.enabled:
-            with open(self.path, "a") as handle:
+            with naming_the_path(self.path), open(self.path, "a") as handle:
                 handle.write(json.dumps({"time": time.time(), **record}) + "\n")
 
 
@@ -131,7 +132,8 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     train_data = data_fingerprint(train_set.records, train_set.classes)
     resume_from, resume_state = _checkpoint_to_resume(cfg, context, train_data)
     if context.is_main:
-        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        with naming_the_path(os.path.join(cfg.OUTPUT_DIR, "config.yaml")):
+            save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
     log = JsonlLog(os.path.join(cfg.OUTPUT_DIR, "log.jsonl"), context.is_main)
 
     # --- Model, optimizer, schedule, precision. ------------------------------------------------
