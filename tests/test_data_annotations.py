@@ -314,7 +314,7 @@ def test_an_empty_label_cell_of_a_kinetics_csv_is_a_row_without_a_label(tmp_path
     csv = write(tmp_path / "train.csv", "label,youtube_id,time_start,time_end,split\nabseiling,a,1,11,train\n"
                                         ",b,1,11,train\n")
     records = read_annotations(csv, tmp_path).records
-    with pytest.raises(AnnotationError, match=r"train\.csv:3: 1 of 2 rows have no label \(lines 3\)"):
+    with pytest.raises(AnnotationError, match=r"train\.csv:3: 1 of 2 rows has no label \(lines 3\)"):
         check_labels(records, csv)
 
 

@@ -168,7 +168,7 @@ def test_a_row_without_a_label_stops_a_train_or_val_split_when_it_is_built(tmp_p
 
     listing = tmp_path / "list.txt"
     listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']}\n")
-    with pytest.raises(AnnotationError, match=r"list\.txt:2: 1 of 2 rows have no label \(lines 2\)"):
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: 1 of 2 rows has no label \(lines 2\)"):
         make(listing, mode)
 
 
@@ -184,7 +184,7 @@ def test_a_label_outside_num_classes_stops_any_split_when_it_is_built(tmp_path, 
 
     listing = tmp_path / "list.txt"
     listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']} 3\n")
-    with pytest.raises(AnnotationError, match=r"list\.txt:2: 1 rows have a label outside the model's 3 classes"):
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: 1 row has a label outside the model's 3 classes"):
         make(listing, mode, num_classes=3)
     assert make(listing, mode, num_classes=4).labels == [0, 3]
 
@@ -196,12 +196,12 @@ def test_a_repeated_video_is_an_error_unless_allowed_then_a_warning_with_the_cou
     listing = tmp_path / "list.txt"
     listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']} 1\n"
                        f"{data_index_videos['landscape']} 0\n")
-    with pytest.raises(AnnotationError, match=r"list\.txt:3: 1 rows repeat a video of an earlier row \(line 3 "
+    with pytest.raises(AnnotationError, match=r"list\.txt:3: 1 row repeats a video of an earlier row \(line 3 "
                                               r"repeats line 1\); remove them, or allow them"):
         make(listing, "train")
     dataset = make(listing, "train", allow_duplicates=True)
     assert dataset.num_videos == 3
-    assert "1 rows repeat a video of an earlier row" in caplog.text
+    assert "1 row repeats a video of an earlier row" in caplog.text
 
 
 def untrimmed_csv(tmp_path, seconds, window):

@@ -283,7 +283,7 @@ def test_the_dataset_of_the_bridge_validates_annotations_as_ours_does(tmp_path):
 
     listing = tmp_path / "train_list.txt"
     listing.write_text("a.mp4 0\nb.mp4 6\n")
-    with pytest.raises(AnnotationError, match=r"train_list\.txt:2: 1 rows have a label outside the model's 6 "
+    with pytest.raises(AnnotationError, match=r"train_list\.txt:2: 1 row has a label outside the model's 6 "
                                               r"classes"):
         DATASETS.build(dict(type="VideoATSDataset", ann_file=str(listing), pipeline=[], num_classes=6))
     csv = tmp_path / "val.csv"

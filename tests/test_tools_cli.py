@@ -94,12 +94,12 @@ def test_check_data_validates_labels_like_the_dataset(tmp_path, data_index_video
     listing = tmp_path / "list.txt"
     listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']} 7\n")
     code, output = check_data([str(listing), "--num-classes", "6", "--out", str(tmp_path / "p.tsv")], capsys)
-    assert code == 2 and "list.txt:2: 1 rows have a label outside the model's 6 classes" in output.err
+    assert code == 2 and "list.txt:2: 1 row has a label outside the model's 6 classes" in output.err
 
     mixed = tmp_path / "mixed.txt"           # a label lost from one row: a damaged file, not a test split
     mixed.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']}\n")
     code, output = check_data([str(mixed), "--out", str(tmp_path / "p.tsv")], capsys)
-    assert code == 2 and "mixed.txt:2: 1 of 2 rows have no label (lines 2)" in output.err
+    assert code == 2 and "mixed.txt:2: 1 of 2 rows has no label (lines 2)" in output.err
     code, output = check_data([str(mixed), "--split", "test", "--out", str(tmp_path / "p.tsv")], capsys)
     assert code == 0 and "1 without a label (predicted, not scored)" in output.out
 
@@ -112,7 +112,7 @@ def test_check_data_validates_labels_like_the_dataset(tmp_path, data_index_video
     repeated = tmp_path / "repeated.txt"
     repeated.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['landscape']} 0\n")
     code, output = check_data([str(repeated), "--out", str(tmp_path / "p.tsv")], capsys)
-    assert code == 2 and "repeated.txt:2: 1 rows repeat a video of an earlier row (line 2 repeats line 1)" in output.err
+    assert code == 2 and "repeated.txt:2: 1 row repeats a video of an earlier row (line 2 repeats line 1)" in output.err
     code, output = check_data([str(repeated), "--allow-duplicates", "--out", str(tmp_path / "p.tsv")], capsys)
     assert code == 0 and "; 1 repeated rows (allowed)" in output.out
 

@@ -415,6 +415,14 @@ def _parse_int(text: str, path, line: int, what: str) -> int:
 # What a split needs beyond a well-formed file
 
 
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _has(count: int) -> str:
+    return "has" if count == 1 else "have"
+
+
 def _lines(records: Sequence[VideoRecord], limit: int = 10) -> str:
     shown = ", ".join(str(record.line) for record in records[:limit])
     return shown + (", ..." if len(records) > limit else "")
@@ -440,15 +448,16 @@ def check_labels(
     if require_labels and unlabelled:
         raise AnnotationError(
             annotation_file, unlabelled[0].line,
-            f"{len(unlabelled)} of {len(records)} rows have no label (lines {_lines(unlabelled)}); a training or "
-            f"validation split needs a label on every row (only a test split may be unlabelled)")
+            f"{len(unlabelled)} of {len(records)} rows {_has(len(unlabelled))} no label (lines {_lines(unlabelled)}); "
+            f"a training or validation split needs a label on every row (only a test split may be unlabelled)")
     if num_classes is not None:
         outside = [record for record in records if record.label >= num_classes]
         if outside:
             labels = sorted({record.label for record in outside})
             raise AnnotationError(
                 annotation_file, outside[0].line,
-                f"{len(outside)} rows have a label outside the model's {num_classes} classes [0, {num_classes}) "
+                f"{_rows(len(outside))} {_has(len(outside))} a label outside the model's {num_classes} classes "
+                f"[0, {num_classes}) "
                 f"(labels {labels[:10]}{' ...' if len(labels) > 10 else ''}; lines {_lines(outside)})")
 
 
@@ -470,4 +479,5 @@ def describe_duplicates(repeats: Sequence[Tuple[VideoRecord, VideoRecord]], limi
     """One line: how many rows repeat an earlier one, and the first few (line -> first line)."""
     shown = ", ".join(f"line {repeat.line} repeats line {first.line}" for repeat, first in repeats[:limit])
     more = ", ..." if len(repeats) > limit else ""
-    return f"{len(repeats)} rows repeat a video of an earlier row ({shown}{more})"
+    verb = "repeats" if len(repeats) == 1 else "repeat"
+    return f"{_rows(len(repeats))} {verb} a video of an earlier row ({shown}{more})"

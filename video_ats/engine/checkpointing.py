@@ -238,7 +238,7 @@ def _yaml_value(value: Any) -> str:
     return text[:-3].strip() if text.endswith("...") else text
 
 
-def describe_resume_differences(path: str, differences: List[Tuple[str, Any, Any]], output_dir: str) -> str:
+def describe_resume_differences(path: str, differences: List[Tuple[str, Any, Any]]) -> str:
     """One line: what differs from the checkpoint, and the ways out."""
     listed = "; ".join(f"{key}: {_yaml_value(before)} in the checkpoint, {_yaml_value(after)} now"
                        for key, before, after in differences)

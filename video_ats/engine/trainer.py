@@ -250,7 +250,7 @@ def _checkpoint_to_resume(cfg: CfgNode, context: DistContext, train_data: dict):
         return None, None
     differences = resume_differences(state, cfg, context.world_size, train_data)
     if differences:
-        raise ValueError(describe_resume_differences(path, differences, cfg.OUTPUT_DIR))
+        raise ValueError(describe_resume_differences(path, differences))
     return path, state
 
 
