@@ -51,9 +51,4 @@ default_hooks = dict(runtime_info=dict(type='RuntimeInfoHook'), timer=dict(type=
                      logger=dict(type='LoggerHook', interval=100))
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
-log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False
+# Logging, visualizer, load_from / resume: mmengine's defaults.
