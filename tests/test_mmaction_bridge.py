@@ -304,7 +304,8 @@ def test_the_kinetics_test_config_takes_the_released_timesformer_layout_as_is():
     config = Config.fromfile(str(CONFIG.parent / "timesformer_base_ats_k400_test.py"))
     with torch.device("meta"):
         recognizer = MODELS.build(config.model)
-    listing = json.loads((Path(__file__).parent / "fixtures" / "keys" / "timesformer_divst_8x224_k400.json").read_text())
+    keys = Path(__file__).parent / "fixtures" / "keys" / "timesformer_divst_8x224_k400.json"
+    listing = json.loads(keys.read_text())
     released = {"model_state": {key: torch.empty(shape, device="meta") for key, shape in listing["keys"]}}
     state = recognizer_state_dict(recognizer, released)
     wanted = recognizer.state_dict()

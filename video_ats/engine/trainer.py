@@ -162,7 +162,8 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
         elif start_batch == 0:
             where = f"the start of epoch {start_epoch + 1} of {cfg.SOLVER.MAX_EPOCH}"
         else:
-            where = f"epoch {start_epoch + 1} of {cfg.SOLVER.MAX_EPOCH}, after batch {start_batch} of {batches_per_epoch}"
+            where = (f"epoch {start_epoch + 1} of {cfg.SOLVER.MAX_EPOCH}, after batch {start_batch} of "
+                     f"{batches_per_epoch}")
         say(context, f"resumed from {resume_from} at {where} (optimizer step {step} of {total_steps})")
     elif pretrained is not None:
         log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(pretrained))
