@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from video_ats.data.decoders import DECODERS
+from video_ats.data.decoders import DECODER_BACKENDS
 from video_ats.data.kinetics import KineticsDataset, collate_views
 
 
@@ -26,7 +26,7 @@ def benchmark_loading(
     annotation_file,
     video_root,
     *,
-    decoders: Sequence[str] = tuple(DECODERS),
+    decoders: Sequence[str] = DECODER_BACKENDS,
     modes: Sequence[str] = ("train", "test"),
     num_items: int = 64,
     repeats: int = 5,

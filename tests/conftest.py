@@ -58,6 +58,69 @@ def data_broken_videos(tmp_path_factory, data_index_videos) -> dict:
     return paths
 
 
+def write_video(path, frames, fps, codec="libx264", pix_fmt="yuv420p", rotation=0, options=None):
+    """Encode uint8 RGB frames (T, H, W, 3) with PyAV; ``rotation`` (degrees, counter-clockwise)
+    goes into the container's display matrix, as a phone writes it."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=dict(options or {}))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+        container.mux(stream.encode())
+
+
+def marked_frames(num_frames, height, width, seed=0):
+    """Frames whose orientation shows: red grows down the rows, green along the columns, a white
+    block sits in the top-left corner; plus noise that differs per frame."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:height, 0:width]
+    base = np.stack([255 * rows / height, 255 * cols / width, 128 + 0 * rows], axis=-1)
+    frames = np.repeat(base[None], num_frames, axis=0) + rng.normal(0, 12, (num_frames, height, width, 3))
+    frames[:, : height // 4, : width // 5] = 255
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def data_odd_videos(tmp_path_factory) -> dict:
+    """name -> path of videos real downloads hold:
+
+    "rotation_<r>" (r = 0, 90, 180, 270): the same 12 frames of 64x96, lossless H.264 4:4:4,
+    with a display rotation of r degrees; "rotation_90_h48": 48x96 frames rotated by 90
+    (decord 0.6 returns such frames with the wrong size); "av1": 20 frames of AV1 in mp4
+    (None when this PyAV build has no AV1 encoder); "full_webm" / "cut_webm" (VP9) and
+    "full_mkv" / "cut_mkv" (H.264): 60 frames at 30 fps and the first half of the same file
+    (a download cut off midway); "folder.mp4": a folder named like a video.
+    """
+    import av
+
+    root = tmp_path_factory.mktemp("data_odd_videos")
+    videos = {}
+    lossless = dict(codec="libx264", pix_fmt="yuv444p", options={"crf": "0"})
+    for rotation in (0, 90, 180, 270):
+        videos[f"rotation_{rotation}"] = root / f"rotation_{rotation}.mp4"
+        write_video(videos[f"rotation_{rotation}"], marked_frames(12, 64, 96), 12, rotation=rotation, **lossless)
+    videos["rotation_90_h48"] = root / "rotation_90_h48.mp4"
+    write_video(videos["rotation_90_h48"], marked_frames(12, 48, 96), 12, rotation=90, **lossless)
+    videos["av1"] = None
+    if "libsvtav1" in av.codecs_available or "libaom-av1" in av.codecs_available:
+        videos["av1"] = root / "av1.mp4"
+        encoder = "libsvtav1" if "libsvtav1" in av.codecs_available else "libaom-av1"
+        write_video(videos["av1"], marked_frames(20, 64, 96), 10, codec=encoder)
+    for name, codec in (("webm", "libvpx-vp9"), ("mkv", "libx264")):
+        full, cut = root / f"full.{name}", root / f"cut.{name}"
+        write_video(full, marked_frames(60, 64, 96, seed=1), 30, codec=codec)
+        data = full.read_bytes()
+        cut.write_bytes(data[: len(data) // 2])
+        videos[f"full_{name}"], videos[f"cut_{name}"] = full, cut
+    videos["folder.mp4"] = root / "folder.mp4"
+    videos["folder.mp4"].mkdir()
+    return videos
+
 
 # Engine fixtures (prefix ``engine_``): a tiny synthetic dataset in Kinetics layout and the
 # config overrides that train and test a small model on it in seconds.

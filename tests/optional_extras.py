@@ -16,3 +16,13 @@ def require_extra(module: str, extra: str):
     if os.environ.get("CI", "").lower() == "true":
         return importlib.import_module(module)
     return pytest.importorskip(module, reason=f"needs the {extra} extra: pip install -e '.[{extra}]'")
+
+
+def require(available: bool, reason: str) -> None:
+    """Go on when ``available``; otherwise skip (outside CI) or fail (CI=true) with ``reason``:
+    for what an installed package may lack, such as an encoder of the PyAV build."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must be able to run this test: {reason}")
+    pytest.skip(reason)

@@ -283,9 +283,13 @@ def test_convert_tool_reports_errors_without_a_traceback(tmp_path, capsys):
         import convert_checkpoint as tool
     finally:
         sys.path.pop(0)
+    from video_ats.cli import run_tool
+
     bad = tmp_path / "bad.pyth"
     bad.write_bytes(b"not a checkpoint")
-    assert tool.main(["--input", str(bad), "--output", str(tmp_path / "out.pt"), "--model", "timesformer_tiny"]) == 1
+    with pytest.raises(SystemExit) as exit_info:     # the tools' convention: a user error exits with 2
+        run_tool(tool.main, ["--input", str(bad), "--output", str(tmp_path / "out.pt"), "--model", "timesformer_tiny"])
+    assert exit_info.value.code == 2
     assert "cannot read checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
 

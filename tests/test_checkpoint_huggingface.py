@@ -98,3 +98,17 @@ def test_a_directory_without_weights_says_what_it_expected(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="no model.safetensors, pytorch_model.bin"):
         load_checkpoint(ours(), tmp_path)
+
+
+def test_a_headless_transformers_model_loads_into_a_headless_model_as_the_error_suggests(reference, tmp_path):
+    model, _ = reference
+    model.timesformer.save_pretrained(tmp_path)           # TimesformerModel: no classifier
+    with pytest.raises(CheckpointError, match=r"or build the model with num_classes=None"):
+        load_checkpoint(ours(num_classes=400), tmp_path)
+    headless = ours(num_classes=None)                     # what that hint asks for
+    assert load_checkpoint(headless, tmp_path).loaded == len(headless.state_dict())
+    with torch.no_grad():
+        hf_features = model.timesformer(pixel_values=clips().permute(0, 2, 1, 3, 4)).last_hidden_state[:, 0]
+        features = headless(clips())
+    assert features.shape == (2, SIZE["embed_dim"])
+    assert torch.allclose(features, hf_features, atol=1e-4, rtol=0)

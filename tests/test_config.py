@@ -7,7 +7,8 @@ import pytest
 
 from video_ats.ats import SAMPLERS, SCOPES, SCORES
 from video_ats.config import ats_options, build_model_from_cfg, get_cfg, load_config, model_overrides, save_config
-from video_ats.data import AGGREGATIONS, DECODERS
+from video_ats.data import AGGREGATIONS
+from video_ats.data.decoders import DECODER_NAMES
 from video_ats.data.sampling import CLIP_POSITIONS
 from video_ats.models import get_preset, list_models
 
@@ -53,7 +54,7 @@ def test_invalid_choice_lists_the_valid_ones():
 
 
 @pytest.mark.parametrize("key,vocabulary", [
-    ("ATS.SAMPLER", SAMPLERS), ("ATS.SCORE", SCORES), ("ATS.SCOPE", SCOPES), ("DATA.DECODER", sorted(DECODERS)),
+    ("ATS.SAMPLER", SAMPLERS), ("ATS.SCORE", SCORES), ("ATS.SCOPE", SCOPES), ("DATA.DECODER", DECODER_NAMES),
     ("TEST.CLIP_POSITION", CLIP_POSITIONS), ("TEST.ENSEMBLE_METHOD", AGGREGATIONS), ("MODEL.NAME", list_models()),
 ])
 def test_the_config_accepts_exactly_the_vocabulary_of_the_module_that_owns_the_option(key, vocabulary):

@@ -223,3 +223,133 @@ def test_class_list_with_a_blank_line_inside_is_an_error(tmp_path):
     classes = write(tmp_path / "classes.txt", "a\n\nb\n")
     with pytest.raises(AnnotationError, match=r"classes\.txt:2: empty class name"):
         load_class_list(classes)
+
+
+# --- Encodings: what spreadsheet programs and other systems write. ------------------------------
+
+
+def test_a_utf8_byte_order_mark_before_the_header_is_ignored(tmp_path):
+    # Excel's "CSV UTF-8" starts the file with EF BB BF; the first column must still be `label`.
+    csv = tmp_path / "val.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + OFFICIAL_CSV.encode("utf-8"))
+    records, classes, fmt = read_annotations(csv, tmp_path)
+    assert fmt == "kinetics_csv"
+    assert [r.label for r in records] == [1, 0, 2]
+
+
+def test_a_byte_order_mark_before_another_first_column_is_ignored(tmp_path):
+    csv = tmp_path / "val.csv"
+    csv.write_bytes(b"\xef\xbb\xbfyoutube_id,label,time_start,time_end\naaaaaaaaaa1,abseiling,1,11\n")
+    records, classes, _ = read_annotations(csv, tmp_path)
+    assert classes == ["abseiling"] and records[0].label == 0
+
+
+def test_a_byte_order_mark_before_a_list_line_is_ignored(tmp_path):
+    listing = tmp_path / "train.txt"
+    listing.write_bytes(b"\xef\xbb\xbfa.mp4 3\nb.mp4 1\n")
+    assert [(os.path.basename(r.path), r.label) for r in read_annotations(listing, tmp_path).records] == [
+        ("a.mp4", 3), ("b.mp4", 1)]
+
+
+def test_utf16_with_a_byte_order_mark_is_decoded(tmp_path):
+    csv = tmp_path / "val.csv"
+    csv.write_bytes(OFFICIAL_CSV.encode("utf-16"))          # BOM FF FE, then UTF-16 LE
+    assert [r.label for r in read_annotations(csv, tmp_path).records] == [1, 0, 2]
+
+
+def test_a_latin1_byte_is_an_error_naming_file_line_and_byte(tmp_path):
+    csv = tmp_path / "val.csv"
+    csv.write_bytes("label,youtube_id,time_start,time_end\nabseiling,a,1,11\ncaf\xe9 drinking,b,1,11\n"
+                    .encode("latin-1"))
+    with pytest.raises(AnnotationError, match=r"val\.csv:3: byte 0xe9 \(column 4\) is not utf-8; save the file "
+                                              r"as UTF-8") as error:
+        read_annotations(csv, tmp_path)
+    assert (error.value.path, error.value.line) == (str(csv), 3)
+
+
+def test_utf16_without_a_byte_order_mark_is_an_error_naming_the_file(tmp_path):
+    csv = tmp_path / "val.csv"
+    csv.write_bytes(OFFICIAL_CSV.encode("utf-16-le"))
+    with pytest.raises(AnnotationError, match=r"val\.csv:1: holds NUL characters: UTF-16 text without a "
+                                              r"byte-order mark"):
+        read_annotations(csv, tmp_path)
+
+
+def test_an_unclosed_quote_or_a_time_window_that_ends_before_it_starts_is_an_error(tmp_path):
+    csv = write(tmp_path / "val.csv", "label,youtube_id,time_start,time_end\nabseiling,a,10,10\n")
+    with pytest.raises(AnnotationError, match=r"val\.csv:2: time_end 10 is not after time_start 10"):
+        read_annotations(csv, tmp_path)
+    csv = write(tmp_path / "quote.csv", 'label,youtube_id,time_start,time_end\n"abseiling,a,1,11\n')
+    with pytest.raises(AnnotationError, match=r"quote\.csv:2: expected 4 fields"):
+        read_annotations(csv, tmp_path)
+
+
+@pytest.mark.parametrize("label", ["1_0", "\uff13", "+-1"])
+def test_a_label_only_python_would_read_as_an_integer_is_an_error(tmp_path, label):
+    listing = write(tmp_path / "list.txt", f"a.mp4 {label}\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:1: label .* is not an integer"):
+        read_annotations(listing, tmp_path)
+
+
+# --- What a split needs: labels, classes, no repeats. -------------------------------------------
+
+
+def records_of(tmp_path, text, name="list.txt"):
+    return read_annotations(write(tmp_path / name, text), tmp_path).records
+
+
+def test_rows_without_a_label_are_an_error_listing_the_first_lines_and_their_count(tmp_path):
+    from video_ats.data.annotations import check_labels
+
+    records = records_of(tmp_path, "a.mp4 0\nb.mp4\nc.mp4 1\nd.mp4\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: 2 of 4 rows have no label \(lines 2, 4\); a training "
+                                              r"or validation split needs a label on every row"):
+        check_labels(records, tmp_path / "list.txt")
+    check_labels(records, tmp_path / "list.txt", require_labels=False)       # a test split may have them
+
+
+def test_an_empty_label_cell_of_a_kinetics_csv_is_a_row_without_a_label(tmp_path):
+    from video_ats.data.annotations import check_labels
+
+    csv = write(tmp_path / "train.csv", "label,youtube_id,time_start,time_end,split\nabseiling,a,1,11,train\n"
+                                        ",b,1,11,train\n")
+    records = read_annotations(csv, tmp_path).records
+    with pytest.raises(AnnotationError, match=r"train\.csv:3: 1 of 2 rows has no label \(lines 3\)"):
+        check_labels(records, csv)
+
+
+def test_labels_outside_the_model_classes_are_an_error_listing_them(tmp_path):
+    from video_ats.data.annotations import check_labels
+
+    records = records_of(tmp_path, "a.mp4 0\nb.mp4 6\nc.mp4 5\nd.mp4 9\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: 2 rows have a label outside the model's 6 classes "
+                                              r"\[0, 6\) \(labels \[6, 9\]; lines 2, 4\)"):
+        check_labels(records, tmp_path / "list.txt", num_classes=6)
+
+
+def test_rows_naming_the_same_video_are_found_with_their_first_row(tmp_path):
+    from video_ats.data.annotations import describe_duplicates, find_duplicates
+
+    records = records_of(tmp_path, "a.mp4 0\nb.mp4 1\n./a.mp4 0\nb.mp4 2\nc.mp4 1\n")
+    repeats = find_duplicates(records)
+    assert [(repeat.line, first.line) for repeat, first in repeats] == [(3, 1), (4, 2)]
+    assert describe_duplicates(repeats) == "2 rows repeat a video of an earlier row (line 3 repeats line 1, " \
+                                           "line 4 repeats line 2)"
+
+
+def test_a_folder_named_like_a_clip_is_found_so_it_is_reported_as_a_folder(tmp_path):
+    csv = write(tmp_path / "val.csv", OFFICIAL_CSV)
+    (tmp_path / "v/abseiling/bbbbbbbbbb2_000000_000010.mp4").mkdir(parents=True)
+    record = read_annotations(csv, tmp_path / "v").records[1]
+    assert record.path == str(tmp_path / "v/abseiling/bbbbbbbbbb2_000000_000010.mp4")
+    assert os.path.isdir(record.path)
+
+
+def test_a_clip_found_by_bare_youtube_id_is_the_row_time_window_of_that_file(tmp_path):
+    csv = write(tmp_path / "val.csv", OFFICIAL_CSV)
+    touch(tmp_path / "v/air drumming/aaaaaaaaaa1.mp4")                      # untrimmed download
+    touch(tmp_path / "v/abseiling/bbbbbbbbbb2_000000_000010.mp4")           # trimmed clip
+    records = read_annotations(csv, tmp_path / "v").records
+    assert records[0].path == str(tmp_path / "v/air drumming/aaaaaaaaaa1.mp4")
+    assert records[0].window == (17.0, 27.0)
+    assert records[1].window is None

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from video_ats.data import DECODERS, KineticsDataset, aggregate_views, collate_views
+from video_ats.data import KineticsDataset, aggregate_views, collate_views
+from video_ats.data.decoders import DECODER_BACKENDS
 
 BROKEN = ["truncated", "random_bytes", "zero_length", "missing", "no_video_stream", "truncated_faststart"]
 BROKEN_INDICES = set(range(1, 7))
@@ -24,7 +25,7 @@ def mixed_list(tmp_path, data_index_videos, data_broken_videos):
     return listing
 
 
-@pytest.mark.parametrize("decoder", list(DECODERS))
+@pytest.mark.parametrize("decoder", list(DECODER_BACKENDS))
 def test_training_replaces_broken_videos_and_counts_them(mixed_list, decoder):
     dataset = KineticsDataset(mixed_list, "", "train", decoder=decoder, **OPTIONS)
     items = [dataset[index] for index in range(8)]
@@ -73,7 +74,7 @@ def test_training_gives_up_after_max_retries(tmp_path, data_broken_videos):
         dataset[0]
 
 
-@pytest.mark.parametrize("decoder", list(DECODERS))
+@pytest.mark.parametrize("decoder", list(DECODER_BACKENDS))
 def test_testing_marks_broken_videos_and_never_raises(mixed_list, decoder):
     dataset = KineticsDataset(mixed_list, "", "test", decoder=decoder, test_num_clips=1, test_num_crops=3, **OPTIONS)
     items = [dataset[index] for index in range(len(dataset))]

@@ -8,9 +8,11 @@ short (6 frames, 30 fps) W=8, D=0. In-window offsets 0, 7/3, 14/3, 7 (W=8) or 0,
 import numpy as np
 import pytest
 import torch
+from optional_extras import require
 from torch.utils.data import DataLoader
 
-from video_ats.data import DECODERS, KineticsDataset, collate_views, read_frame_index
+from video_ats.data import KineticsDataset, collate_views, read_frame_index
+from video_ats.data.decoders import DECODER_BACKENDS
 
 FRAMES = {"landscape": 60, "fps15": 30, "short": 6}
 IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
@@ -44,7 +46,7 @@ def test_test_mode_has_clips_times_crops_views_per_video(index_list):
     assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
 
 
-@pytest.mark.parametrize("decoder", list(DECODERS))
+@pytest.mark.parametrize("decoder", list(DECODER_BACKENDS))
 def test_start_rule_test_clips_show_the_documented_frames(index_list, decoder):
     dataset = make(index_list, "test", test_num_clips=2, test_num_crops=3, clip_position="start", decoder=decoder)
     expected = {
@@ -108,7 +110,7 @@ def test_dataloader_workers_see_every_test_view_once(index_list):
 def test_dataloader_workers_draw_different_augmentations(tmp_path, data_index_videos):
     listing = tmp_path / "same.txt"
     listing.write_text(f"{data_index_videos['landscape']} 0\n" * 4)
-    dataset = make(listing, "train", random_flip=True)
+    dataset = make(listing, "train", random_flip=True, allow_duplicates=True)
     loader = DataLoader(
         dataset, batch_size=1, num_workers=2, collate_fn=collate_views, generator=torch.Generator().manual_seed(0)
     )
@@ -157,3 +159,91 @@ def test_bad_settings_are_errors_naming_the_setting(index_list, overrides, messa
 def test_unknown_mode_is_an_error(index_list):
     with pytest.raises(ValueError, match="mode 'eval' is not one of"):
         make(index_list, "eval")
+
+
+# --- Bad annotations fail when the dataset is built, not when the sampler draws them. -----------
+
+
+@pytest.mark.parametrize("mode", ["train", "val"])
+def test_a_row_without_a_label_stops_a_train_or_val_split_when_it_is_built(tmp_path, data_index_videos, mode):
+    from video_ats.data import AnnotationError
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']}\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: 1 of 2 rows has no label \(lines 2\)"):
+        make(listing, mode)
+
+
+def test_a_test_split_may_have_rows_without_a_label(tmp_path, data_index_videos):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{data_index_videos['landscape']}\n{data_index_videos['fps15']} 1\n")
+    assert make(listing, "test").labels == [-1, 1]
+
+
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_a_label_outside_num_classes_stops_any_split_when_it_is_built(tmp_path, data_index_videos, mode):
+    from video_ats.data import AnnotationError
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']} 3\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: 1 row has a label outside the model's 3 classes"):
+        make(listing, mode, num_classes=3)
+    assert make(listing, mode, num_classes=4).labels == [0, 3]
+
+
+def test_a_repeated_video_is_an_error_unless_allowed_then_a_warning_with_the_count(tmp_path, data_index_videos,
+                                                                                    caplog):
+    from video_ats.data import AnnotationError
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{data_index_videos['landscape']} 0\n{data_index_videos['fps15']} 1\n"
+                       f"{data_index_videos['landscape']} 0\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:3: 1 row repeats a video of an earlier row \(line 3 "
+                                              r"repeats line 1\); remove them, or allow them"):
+        make(listing, "train")
+    dataset = make(listing, "train", allow_duplicates=True)
+    assert dataset.num_videos == 3
+    assert "1 row repeats a video of an earlier row" in caplog.text
+
+
+def untrimmed_csv(tmp_path, seconds, window):
+    """A Kinetics CSV of one clip whose file is named by its bare youtube_id: an index video of
+    `seconds` s at 10 fps (frame i shows i), the row asking for `window` = (start, end) s."""
+    from video_ats.data import write_index_video
+
+    (tmp_path / "videos" / "grow").mkdir(parents=True)
+    write_index_video(tmp_path / "videos" / "grow" / "youtube0001.mp4", 10 * seconds, 10, 48, 80)
+    csv = tmp_path / "train.csv"
+    csv.write_text(f"label,youtube_id,time_start,time_end,split\ngrow,youtube0001,{window[0]},{window[1]},train\n")
+    return csv
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_an_untrimmed_download_is_sampled_inside_the_row_time_window(tmp_path, mode):
+    csv = untrimmed_csv(tmp_path, seconds=10, window=(4, 6))       # frames 40..59 of 100
+    # Short side 32 = crop: only the width is cropped, so the index stripes stay readable.
+    dataset = KineticsDataset(csv, tmp_path / "videos", mode, num_frames=4, sampling_rate=2, target_fps=10,
+                              crop_size=32, train_jitter_scales=(32, 32), test_num_crops=1, **IDENTITY)
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        shown = frame_indices(dataset[0], 100)
+        assert all(40 <= index < 60 for index in shown), shown
+    # Window W = 4 x 2 = 8 frames at 10 fps inside 20: the test clip ("start" rule) starts at 40.
+    if mode == "test":
+        assert shown == [40, 42, 44, 47]
+
+
+def test_a_file_named_by_bare_youtube_id_no_longer_than_the_window_is_the_clip_itself(tmp_path):
+    csv = untrimmed_csv(tmp_path, seconds=2, window=(30, 32))      # a trimmed clip under the bare name
+    dataset = KineticsDataset(csv, tmp_path / "videos", "test", num_frames=4, sampling_rate=5, target_fps=10,
+                              crop_size=32, train_jitter_scales=(32, 40), test_num_crops=1, **IDENTITY)
+    assert frame_indices(dataset[0], 20) == [0, 6, 12, 19]
+
+
+def test_the_auto_decoder_reads_each_video_with_the_decoder_that_can(tmp_path, data_index_videos, data_odd_videos):
+    require(data_odd_videos["av1"] is not None, "this PyAV build has no AV1 encoder to write the test video")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{data_index_videos['landscape']} 0\n{data_odd_videos['av1']} 1\n")
+    assert not make(listing, "val")[1]["ok"]                        # decord alone cannot decode AV1
+    dataset = make(listing, "val", decoder="auto")
+    assert [dataset[i]["ok"] for i in range(2)] == [True, True]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,9 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(e
     assert not (checkpoints / "checkpoint_e0002_b0000000.pt").exists()
     killed_at = latest_checkpoint(str(tmp_path / "interrupted"))
 
-    finish(tool("train.py", interrupted))
+    output = finish(tool("train.py", interrupted))
+    assert re.search(rf"^resumed from {re.escape(killed_at)} at epoch 2 of 2, after batch [2-4] of 6 \(optimizer "
+                     rf"step (?:[89]|10) of 12\)$", output, re.MULTILINE), output
     log = [json.loads(line) for line in (tmp_path / "interrupted" / "log.jsonl").read_text().splitlines()]
     resumes = [entry for entry in log if entry["event"] == "resume"]
     assert len(resumes) == 1 and resumes[0]["checkpoint"] == killed_at and resumes[0]["epoch"] == 1

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
                                  markdown_table, write_json)
 from video_ats.ats import SAMPLERS  # noqa: E402
+from video_ats.cli import run_tool  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
 
 
@@ -74,4 +75,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

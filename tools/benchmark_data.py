@@ -3,7 +3,6 @@
 repeats). Without --annotation it runs on the synthetic dataset in --data-root, writing it
 first if needed."""
 
-import argparse
 import json
 import os
 import sys
@@ -12,12 +11,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from experiments.data_benchmark import benchmark_loading, format_table  # noqa: E402
-from video_ats.data.decoders import DECODERS  # noqa: E402
+from video_ats.data.decoders import DECODER_BACKENDS, DECODER_NAMES  # noqa: E402
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 from video_ats.data.synthetic import make_synthetic_dataset  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = tool_parser(__doc__)
     parser.add_argument("--annotation", help="annotation file (default: the synthetic train CSV)")
     parser.add_argument("--video-root", help="video folder for --annotation")
     parser.add_argument("--data-root", default="cache/synthetic_benchmark",
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     parser.add_argument("--synthetic-size", nargs=4, type=int, metavar=("FRAMES", "HEIGHT", "WIDTH", "FPS"),
                         default=[40, 96, 128, 20], help="synthetic clip format (default: %(default)s)")
     parser.add_argument("--synthetic-clips", type=int, default=16, help="synthetic clips per class")
-    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS))
+    parser.add_argument("--decoders", nargs="+", default=list(DECODER_BACKENDS), choices=list(DECODER_NAMES))
     parser.add_argument("--modes", nargs="+", default=["train", "test"])
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--sampling-rate", type=float, default=4)
@@ -73,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

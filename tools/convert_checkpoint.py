@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 
 from video_ats.checkpoint import SOURCES, convert_checkpoint  # noqa: E402
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 
 
 def parse_override(text: str):
@@ -35,7 +36,7 @@ def parse_override(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--input", required=True, help="checkpoint file or Hugging Face model directory")
     parser.add_argument("--output", required=True, help="video_ats checkpoint to write")
     parser.add_argument("--model", required=True, help="build_model preset, e.g. timesformer_base, xvit_b16_16")
@@ -50,17 +51,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = dict(args.overrides)
     ats = overrides.pop("ats", None)
-    try:
-        report = convert_checkpoint(args.input, args.output, args.model, num_classes=args.num_classes,
-                                    source=args.source, drop_head=args.drop_head,
-                                    resize_embeddings=not args.no_resize, ats=ats, **overrides)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    report = convert_checkpoint(args.input, args.output, args.model, num_classes=args.num_classes,
+                                source=args.source, drop_head=args.drop_head,
+                                resize_embeddings=not args.no_resize, ats=ats, **overrides)
     print(report.summary())
     print(f"wrote {args.output}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -9,12 +9,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from video_ats.cli import run_tool  # noqa: E402
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 from experiments.demo import run_demo  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = tool_parser(__doc__)
     parser.add_argument("--data", default="cache/synthetic_demo", help="synthetic dataset folder (reused if present)")
     parser.add_argument("--out", default="runs/demo", help="output folder (finished steps are reused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

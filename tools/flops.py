@@ -10,19 +10,19 @@
 GFLOPs follow fvcore's convention (one multiply-add = one FLOP); see docs/benchmarks.md.
 """
 
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
 from video_ats.engine.flops_report import CLIP_SOURCES, flops_report  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", required=True, help="config YAML")
     parser.add_argument("--source", choices=CLIP_SOURCES, default=None,
                         help="clips for the ATS distribution (default: dataset when ATS is enabled)")
@@ -74,4 +74,4 @@ def format_report(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -2,18 +2,18 @@
 """Write the synthetic Kinetics-layout dataset (video_ats.data.synthetic); reuse it when the
 folder already holds one made with the same parameters."""
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 from video_ats.data.synthetic import CLUTTER_LEVELS, MOTION_CLASSES, make_synthetic_dataset  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = tool_parser(__doc__)
     parser.add_argument("root", help="output folder")
     parser.add_argument("--num-classes", type=int, default=6, help=f"first N of {list(MOTION_CLASSES)}")
     parser.add_argument("--classes", nargs="+", default=None, metavar="NAME",
@@ -62,4 +62,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -10,7 +10,6 @@ sampler and scope at about 100/80/65/50 % of the baseline GFLOPs with 1x3 views,
 each sampler briefly at 50 %, and writes study.json, the figures and docs/results.md.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -18,10 +17,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments.study import BACKBONES, run_study, write_report  # noqa: E402
+from video_ats.cli import run_tool, tool_parser  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--output-dir", default="runs/study")
     parser.add_argument("--data-root", default="cache/synthetic_study")
     parser.add_argument("--docs-dir", default="docs", help="where results.md and figures/ go ('' for none)")
@@ -40,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

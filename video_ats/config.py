@@ -21,7 +21,9 @@ from yacs.config import CfgNode
 
 from .ats import GRIDS, SAMPLERS, SCOPES, SCORES
 from .ats.options import check_grid
-from .data import AGGREGATIONS, DECODERS
+from .data import AGGREGATIONS
+from .data.annotations import ANNOTATION_FORMATS
+from .data.decoders import DECODER_NAMES
 from .data.sampling import CLIP_POSITIONS
 from .models import build_model, get_preset, list_models
 
@@ -103,11 +105,13 @@ _C.DATA.VIDEO_ROOT = ""
 _C.DATA.TRAIN_ANNOTATION = "train.csv"
 _C.DATA.VAL_ANNOTATION = "validate.csv"
 _C.DATA.TEST_ANNOTATION = "validate.csv"
-# auto | kinetics_csv | path_label | csv
+# auto | kinetics_csv | space_list | comma_list (video_ats.data.annotations.ANNOTATION_FORMATS)
 _C.DATA.ANNOTATION_FORMAT = "auto"
+# Rows naming a video already named by an earlier row are an error; True keeps them (a warning).
+_C.DATA.ALLOW_DUPLICATES = False
 # Class-list file (one name per line); empty = sorted class names of the annotations.
 _C.DATA.CLASS_LIST = ""
-# decord | pyav
+# decord | pyav | auto (decord, then PyAV for a video decord cannot decode); both give the same frames
 _C.DATA.DECODER = "decord"
 # Frames per clip; None = the model's num_frames.
 _C.DATA.NUM_FRAMES = None
@@ -269,8 +273,8 @@ def _check(cfg: CfgNode, source: str) -> None:
     choices = {
         "MODEL.NAME": list_models(),
         "ATS.SAMPLER": SAMPLERS, "ATS.SCORE": SCORES,
-        "ATS.SCOPE": SCOPES, "ATS.GRID": GRIDS, "DATA.DECODER": sorted(DECODERS),
-        "DATA.ANNOTATION_FORMAT": ("auto", "kinetics_csv", "path_label", "csv"),
+        "ATS.SCOPE": SCOPES, "ATS.GRID": GRIDS, "DATA.DECODER": DECODER_NAMES,
+        "DATA.ANNOTATION_FORMAT": ANNOTATION_FORMATS,
         "TEST.CLIP_POSITION": CLIP_POSITIONS, "TEST.ENSEMBLE_METHOD": AGGREGATIONS,
         "TRAIN.MIXED_PRECISION": MIXED_PRECISIONS, "DEVICE": DEVICES,
         "SOLVER.OPTIMIZER": OPTIMIZERS,

@@ -1,17 +1,23 @@
-# mmaction2 1.1.0 config: this toolkit's tiny TimeSformer with ATS as an mmaction2 backbone.
+# mmaction2 1.1.0 config: this toolkit's tiny TimeSformer with ATS as an mmaction2 backbone, on
+# the synthetic dataset. From the repository root (mmaction2's own tools ship inside its wheel):
 #
 #   pip install -e ".[mmaction]"                  # mmaction2 1.1.0, mmcv-lite 2.0.1, mmengine
-#   python -m mim train mmaction2 configs/mmaction2/timesformer_tiny_ats_synthetic.py   (or mmaction2's tools/train.py)
+#   python tools/make_synthetic.py cache/synthetic               # 6 classes, Kinetics layout
+#   MMA=$(python -c 'import mmaction, os; print(os.path.dirname(mmaction.__file__))')/.mim/tools
+#   python $MMA/train.py configs/mmaction2/timesformer_tiny_ats_synthetic.py --work-dir runs/mma
+#   python $MMA/train.py configs/mmaction2/timesformer_tiny_ats_synthetic.py --work-dir runs/mma --resume
+#   python $MMA/test.py configs/mmaction2/timesformer_tiny_ats_synthetic.py runs/mma/epoch_5.pth
 #
-# The data lists are mmaction2 VideoDataset lists ("relative/path.mp4 label" per line) under
-# data/synthetic/; point them at any small video dataset and set num_classes to match.
-# Everything the bridge adds is in `custom_imports` and the backbone dict; the rest is plain
-# mmaction2 (see docs/checkpoints.md, "The mmaction2 bridge").
+# The data are this toolkit's annotation files (the official Kinetics CSV here; path / label
+# lists work too) read by `VideoATSDataset`; point data_root at any dataset in these formats
+# and set num_classes to match. What the bridge adds is `custom_imports`, the backbone dict,
+# the dataset type and `custom_hooks` (any checkpoint video_ats reads as load_from / test.py's
+# checkpoint); the rest is plain mmaction2 (see docs/checkpoints.md, "The mmaction2 bridge").
 
 default_scope = 'mmaction'
 custom_imports = dict(imports=['video_ats.integrations.mmaction'], allow_failed_imports=False)
 
-num_classes = 5
+num_classes = 6
 num_frames = 8
 crop_size = 64
 
@@ -34,10 +40,11 @@ model = dict(
         std=[57.375, 57.375, 57.375],
         format_shape='NCTHW'))
 
-dataset_type = 'VideoDataset'
-data_root = 'data/synthetic/videos'
-ann_file_train = 'data/synthetic/train_list_videos.txt'
-ann_file_val = 'data/synthetic/val_list_videos.txt'
+dataset_type = 'VideoATSDataset'
+data_root = 'cache/synthetic'                # what tools/make_synthetic.py writes
+ann_file_train = 'train.csv'                 # relative to data_root
+ann_file_val = 'validate.csv'
+class_list = 'classes.txt'                   # fixes the label indices of both splits
 
 train_pipeline = [
     dict(type='DecordInit'),
@@ -67,21 +74,20 @@ test_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
+dataset = dict(type=dataset_type, data_root=data_root, data_prefix=dict(video=''), class_list=class_list,
+               num_classes=num_classes)
 train_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, ann_file=ann_file_train, data_prefix=dict(video=data_root),
-                 pipeline=train_pipeline))
+    dataset=dict(dataset, ann_file=ann_file_train, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, ann_file=ann_file_val, data_prefix=dict(video=data_root),
-                 pipeline=val_pipeline, test_mode=True))
+    dataset=dict(dataset, ann_file=ann_file_val, pipeline=val_pipeline, test_mode=True))
 test_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, ann_file=ann_file_val, data_prefix=dict(video=data_root),
-                 pipeline=test_pipeline, test_mode=True))
+    dataset=dict(dataset, ann_file=ann_file_val, pipeline=test_pipeline, test_mode=True))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
@@ -108,6 +114,9 @@ default_hooks = dict(
     sync_buffers=dict(type='SyncBuffersHook'))
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))
+# load_from / test.py's checkpoint may be any checkpoint video_ats reads (official .pyth, Hugging
+# Face, mmaction2's own TimeSformer, video_ats): converted to this recognizer's keys, strictly.
+custom_hooks = [dict(type='VideoATSCheckpointHook')]
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)

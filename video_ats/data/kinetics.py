@@ -31,6 +31,16 @@ Broken videos (missing, empty, unreadable, truncated, no video stream):
 - val / test: never raises; the items of the video have ``ok=False`` and the video is
   recorded in ``dataset.failed``, so evaluation excludes and reports it.
 
+Annotations are validated completely when the dataset is built, before any item is loaded:
+every row of a train or val split needs a label, labels must lie inside ``num_classes``, and a
+video named twice is an error (``allow_duplicates=True``: a warning with the count). A test
+split may have rows without a label; its videos are predicted, not scored.
+
+An untrimmed download found by bare ``youtube_id`` (see
+:func:`~video_ats.data.annotations.read_annotations`) is sampled inside the row's
+``time_start``-``time_end`` window; a file no longer than that window is taken as the trimmed
+clip itself.
+
 DataLoader workers are separate processes: ``dataset.failed`` and ``dataset.num_replaced``
 grow only inside the process that loaded the item. The items themselves carry the failure
 (``ok``, ``replaced_from``), so the training loop and the evaluator count in the main process.
@@ -47,7 +57,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .annotations import ClassList, read_annotations
+from .annotations import ClassList, read_annotations, validate_records
 from .decoders import VideoDecodeError, VideoReader, get_decoder
 from .sampling import CLIP_POSITIONS, test_clip_indices, train_clip_indices
 from .transforms import NUM_CROPS_CHOICES, test_transform, train_transform
@@ -68,7 +78,12 @@ class KineticsDataset(Dataset):
     test_num_clips, test_num_crops (1 or 3): views per video in test mode.
     clip_position: "start" (PySlowFast) or "middle" (papers / mmaction2) test clip rule.
     mean, std: per-channel normalization of [0, 1] RGB (TimeSformer 0.45/0.225, XViT 0.5/0.5).
-    decoder: "decord" or "pyav". class_list: see :func:`~video_ats.data.load_class_list`.
+    decoder: one of :data:`~video_ats.data.decoders.DECODER_NAMES` ("decord", "pyav", "auto").
+    class_list: see :func:`~video_ats.data.load_class_list`.
+    num_classes: the model's class count; every label must lie in [0, num_classes) (None: only
+        the class list, if any, bounds them).
+    allow_duplicates: accept rows that name the same video (a warning with their count)
+        instead of raising AnnotationError.
     max_retries: replacement tries for a broken training video. seed: base of the
         augmentation randomness: item i of epoch e draws from (seed, e, i); see ``set_epoch``.
 
@@ -96,6 +111,8 @@ class KineticsDataset(Dataset):
         decoder: str = "decord",
         class_list: Union[ClassList, None] = None,
         annotation_format: str = "auto",
+        num_classes: Union[int, None] = None,
+        allow_duplicates: bool = False,
         max_retries: int = 10,
         seed: int = 0,
     ):
@@ -123,8 +140,10 @@ class KineticsDataset(Dataset):
         annotations = read_annotations(
             annotation_file, video_root, format=annotation_format, class_list=class_list
         )
-        if not annotations.records:
-            raise ValueError(f"{os.fspath(annotation_file)}: no videos in the annotation file")
+        # Every row is checked now: a bad label must not wait hours for the sampler to draw it.
+        validate_records(annotations.records, annotation_file, num_classes=num_classes, require_labels=mode != "test",
+                         allow_duplicates=allow_duplicates,
+                         how_to_allow="allow_duplicates=True, DATA.ALLOW_DUPLICATES True")
         self.annotation_file = os.fspath(annotation_file)
         self.records = annotations.records
         self.classes = annotations.classes
@@ -247,18 +266,19 @@ class KineticsDataset(Dataset):
         if temporal_index is not None and self._cached_clip[0] == key:
             # The crops of one test clip come one after the other: decode the clip once.
             return self._cached_clip[1]
-        with self._open_video(self.records[video_index].path) as video:
+        record = self.records[video_index]
+        with self._open_video(record.path) as video:
+            first, count = clip_frame_range(record, video)
             if temporal_index is None:
                 indices = train_clip_indices(
-                    video.num_frames, video.fps, self.num_frames, self.sampling_rate,
-                    self.target_fps, rng,
+                    count, video.fps, self.num_frames, self.sampling_rate, self.target_fps, rng,
                 )
             else:
                 indices = test_clip_indices(
-                    video.num_frames, video.fps, self.num_frames, self.sampling_rate,
+                    count, video.fps, self.num_frames, self.sampling_rate,
                     self.target_fps, temporal_index, self.num_clips, self.clip_position,
                 )
-            frames = video.get_frames(indices)
+            frames = video.get_frames(np.asarray(indices) + first)
         if temporal_index is not None:
             self._cached_clip = (key, frames)
         return frames
@@ -326,6 +346,32 @@ class TestViews:
                                         num_crops=self.num_crops, mean=self.mean, std=self.std)
                          for crop_index in range(self.num_crops))
         return torch.stack(views)
+
+
+# A file at most this much longer than the annotation's window is the trimmed clip itself.
+TRIMMED_SLACK_SECONDS = 1.0
+
+
+def clip_frame_range(record, video) -> Tuple[int, int]:
+    """(first frame, frame count) of the clip a record names inside its video file.
+
+    The whole file, unless the record has a ``window`` (an untrimmed download found by bare
+    youtube_id) and the file is longer than that window: then the frames whose timestamps
+    fall in [time_start, time_end). Raises VideoDecodeError when the window starts after the
+    end of the video.
+    """
+    if record.window is None:
+        return 0, video.num_frames
+    start, end = record.window
+    if video.num_frames / video.fps <= end - start + TRIMMED_SLACK_SECONDS:
+        return 0, video.num_frames
+    first = int(np.floor(start * video.fps))
+    if first >= video.num_frames:
+        raise VideoDecodeError(
+            record.path, f"the annotation's window {start:g}-{end:g} s starts after the end of the untrimmed "
+                         f"video ({video.num_frames / video.fps:.1f} s)")
+    last = min(video.num_frames, int(np.ceil(end * video.fps)))
+    return first, max(1, last - first)
 
 
 def collate_views(items: Sequence[dict]) -> dict:

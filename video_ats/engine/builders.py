@@ -30,15 +30,21 @@ def num_frames(cfg: CfgNode, model=None) -> int:
     return int(cfg.MODEL.NUM_FRAMES or get_preset(cfg.MODEL.NAME).num_frames)
 
 
-def build_dataset(cfg: CfgNode, mode: str):
-    """KineticsDataset for ``mode`` (train | val | test) from the DATA and TEST sections."""
+def build_dataset(cfg: CfgNode, mode: str, class_list=None):
+    """KineticsDataset for ``mode`` (train | val | test) from the DATA and TEST sections.
+
+    The annotations are validated completely here (labels inside MODEL.NUM_CLASSES, a label
+    on every train / val row, no repeated video unless DATA.ALLOW_DUPLICATES).
+    class_list: the class names to use when DATA.CLASS_LIST is empty (the trainer passes the
+    training split's, so a validation file missing a class keeps the same indices).
+    """
     annotation = {"train": cfg.DATA.TRAIN_ANNOTATION, "val": cfg.DATA.VAL_ANNOTATION,
                   "test": cfg.DATA.TEST_ANNOTATION}[mode]
     annotation = data_path(cfg, annotation)
     if not os.path.isfile(annotation):
         raise ValueError(f"annotation file {annotation} (DATA.{mode.upper()}_ANNOTATION) does not exist")
     video_root = data_path(cfg, cfg.DATA.VIDEO_ROOT) if cfg.DATA.VIDEO_ROOT else (cfg.DATA.PATH_TO_DATA_DIR or ".")
-    class_list = class_names(cfg)
+    class_list = class_names(cfg) or class_list
     crop = cfg.DATA.TRAIN_CROP_SIZE if mode == "train" else cfg.DATA.TEST_CROP_SIZE
     return KineticsDataset(
         annotation, video_root, mode, num_frames=num_frames(cfg), sampling_rate=cfg.DATA.SAMPLING_RATE,
@@ -46,7 +52,8 @@ def build_dataset(cfg: CfgNode, mode: str):
         random_flip=cfg.DATA.RANDOM_FLIP, test_num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS,
         test_num_crops=cfg.TEST.NUM_SPATIAL_CROPS, clip_position=cfg.TEST.CLIP_POSITION,
         mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD), decoder=cfg.DATA.DECODER, class_list=class_list,
-        annotation_format=cfg.DATA.ANNOTATION_FORMAT, max_retries=cfg.DATA.MAX_RETRIES, seed=cfg.SEED)
+        annotation_format=cfg.DATA.ANNOTATION_FORMAT, num_classes=cfg.MODEL.NUM_CLASSES,
+        allow_duplicates=cfg.DATA.ALLOW_DUPLICATES, max_retries=cfg.DATA.MAX_RETRIES, seed=cfg.SEED)
 
 
 def test_views(cfg: CfgNode, model=None):
@@ -85,13 +92,13 @@ def require_readable_video(dataset, max_probes: int = 32) -> None:
     """
     failures = []
     for record in dataset.records[:max_probes]:
-        reason = check_video(record.path, dataset.decoder_name)
+        reason = check_video(record.path, dataset.decoder_name, record)
         if reason is None:
             return
         failures.append(f"{record.path}: {reason}")
-    shown = "\n  ".join(failures[:10])
+    shown = "; ".join(failures[:10])
     raise ValueError(f"no readable video among the first {len(failures)} of {dataset.annotation_file} "
-                     f"(decoder {dataset.decoder_name}):\n  {shown}")
+                     f"(decoder {dataset.decoder_name}): {shown}")
 
 
 class EpochSampler(Sampler):

@@ -12,7 +12,7 @@ from yacs.config import CfgNode
 from ..checkpoint import load_checkpoint
 from ..config import build_model_from_cfg, save_config
 from .builders import EpochSampler, build_dataset, build_loader, require_readable_video
-from .checkpointing import latest_checkpoint
+from .checkpointing import latest_checkpoint, naming_the_path
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluator import evaluate
 from .trainer import autocast_dtype, check_output_dir, seed_everything
@@ -76,12 +76,15 @@ def _test(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
         "model": cfg.MODEL.NAME, "ats": model.ats.to_dict() if model.ats is not None else None,
         "num_frames": int(model.num_frames), "annotation_file": dataset.annotation_file,
         "failed_videos": [dataset.records[index].path for index in failed], "num_processes": context.world_size,
+        # An unlabelled test set has no accuracy (top1 etc. are null): its scores are the output.
+        "predictions_only": result["num_labelled_videos"] == 0,
     })
-    save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "test_config.yaml"))
-    paths = [dataset.records[index].path for index in per_video["video_index"].tolist()]
-    np.savez(os.path.join(cfg.OUTPUT_DIR, SCORES_FILE), video_index=per_video["video_index"],
-             label=per_video["label"], scores=per_video["scores"], path=np.array(paths))
-    write_json(os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE), result)
+    with naming_the_path(cfg.OUTPUT_DIR):
+        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "test_config.yaml"))
+        paths = [dataset.records[index].path for index in per_video["video_index"].tolist()]
+        np.savez(os.path.join(cfg.OUTPUT_DIR, SCORES_FILE), video_index=per_video["video_index"],
+                 label=per_video["label"], scores=per_video["scores"], path=np.array(paths))
+        write_json(os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE), result)
     return result
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from yacs.config import CfgNode
 from ..checkpoint import load_checkpoint
 from ..config import build_model_from_cfg, save_config
 from .builders import EpochSampler, build_dataset, build_loader, require_readable_video
-from .checkpointing import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from .checkpointing import (data_fingerprint, describe_resume_differences, load_training_checkpoint,
+                            naming_the_path, newest_readable_checkpoint, resume_differences,
+                            save_training_checkpoint)
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluator import evaluate
 from .optim import build_optimizer, build_scheduler
@@ -40,8 +43,14 @@ class JsonlLog:
 
     def write(self, **record) -> None:
         if self.enabled:
-            with open(self.path, "a") as handle:
+            with naming_the_path(self.path), open(self.path, "a") as handle:
                 handle.write(json.dumps({"time": time.time(), **record}) + "\n")
+
+
+def say(context: DistContext, message: str) -> None:
+    """A line on the console (stderr, rank 0): what a user must know even without the log."""
+    if context.is_main:
+        print(message, file=sys.stderr, flush=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -111,6 +120,9 @@ class _Run:
     accumulate: int
     batches_per_epoch: int
     log: JsonlLog
+    train_data: dict
+    resume_from: Optional[str] = None
+    resume_state: Optional[dict] = None
     optimizer: Optional[torch.optim.Optimizer] = None
     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None
     scaler: Optional[torch.amp.GradScaler] = None
@@ -120,7 +132,7 @@ class _Run:
 def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
     run = _prepare(cfg, context)
     _build_optimization(cfg, context, run)
-    start_epoch, start_batch, step = _resume(cfg, run)
+    start_epoch, start_batch, step = _resume(cfg, context, run)
     network = DistributedDataParallel(run.model, device_ids=[context.device.index]
                                       if context.device.type == "cuda" else None) \
         if context.distributed else run.model
@@ -133,7 +145,7 @@ def _train(cfg: CfgNode, context: DistContext, progress: bool) -> dict:
         replaced = int(all_reduce_sum(context, torch.tensor(replaced)))
         summary["replaced_clips"] += replaced
         run.log.write(event="epoch", epoch=epoch, step=step, replaced_clips=replaced)
-        _checkpoint(cfg, context, run.model, run.optimizer, run.scheduler, run.scaler, epoch + 1, 0, step, run.log)
+        _checkpoint(cfg, context, run, epoch + 1, 0, step)
         if run.val_set is not None and (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
             summary["val"] = _validate(cfg, context, run.model, run.val_set, run.amp_dtype, progress)
             if context.is_main:
@@ -154,7 +166,8 @@ def _prepare(cfg: CfgNode, context: DistContext) -> _Run:
     pretrained = load_pretrained(model, cfg)
     train_set = build_dataset(cfg, "train")
     require_readable_video(train_set)
-    val_set = build_dataset(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
+    # Without DATA.CLASS_LIST the validation file takes the training file's class indices.
+    val_set = build_dataset(cfg, "val", class_list=train_set.classes or None) if cfg.TRAIN.EVAL_PERIOD > 0 else None
     if len(train_set.classes) > cfg.MODEL.NUM_CLASSES:
         raise ValueError(f"the training annotations have {len(train_set.classes)} classes but "
                          f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}")
@@ -165,11 +178,15 @@ def _prepare(cfg: CfgNode, context: DistContext) -> _Run:
     if batches_per_epoch == 0:
         raise ValueError(f"{len(train_set)} training clips do not fill one optimizer step of "
                          f"{cfg.TRAIN.BATCH_SIZE} x {context.world_size} processes x {accumulate} accumulation")
+    train_data = data_fingerprint(train_set.records, train_set.classes)
+    resume_from, resume_state = _checkpoint_to_resume(cfg, context, train_data)
     if context.is_main:
-        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        with naming_the_path(os.path.join(cfg.OUTPUT_DIR, "config.yaml")):
+            save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
     log = JsonlLog(os.path.join(cfg.OUTPUT_DIR, "log.jsonl"), context.is_main)
     return _Run(model=model, pretrained=pretrained, train_set=train_set, val_set=val_set, sampler=sampler,
-                accumulate=accumulate, batches_per_epoch=batches_per_epoch, log=log)
+                accumulate=accumulate, batches_per_epoch=batches_per_epoch, log=log, train_data=train_data,
+                resume_from=resume_from, resume_state=resume_state)
 
 
 def _build_optimization(cfg: CfgNode, context: DistContext, run: _Run) -> None:
@@ -186,18 +203,48 @@ def _build_optimization(cfg: CfgNode, context: DistContext, run: _Run) -> None:
     run.scaler = torch.amp.GradScaler("cuda") if run.amp_dtype == torch.float16 else None
 
 
-def _resume(cfg: CfgNode, run: _Run) -> Tuple[int, int, int]:
-    """Resume from the newest checkpoint of OUTPUT_DIR: (epoch, batches done in it, steps)."""
-    resume_from = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
-    if resume_from:
-        position = load_training_checkpoint(resume_from, run.model, optimizer=run.optimizer,
-                                            scheduler=run.scheduler, scaler=run.scaler)
-        run.log.write(event="resume", checkpoint=resume_from, epoch=position["epoch"],
-                      batches_done=position["batches_done"], step=position["step"])
-        return position["epoch"], position["batches_done"], position["step"]
-    if run.pretrained is not None:
-        run.log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(run.pretrained))
-    return 0, 0, 0
+def _resume(cfg: CfgNode, context: DistContext, run: _Run) -> Tuple[int, int, int]:
+    """Resume from the checkpoint `_checkpoint_to_resume` chose: (epoch, batches done in it, steps),
+    said on the console."""
+    if not run.resume_from:
+        if run.pretrained is not None:
+            run.log.write(event="pretrained", checkpoint=cfg.MODEL.PRETRAINED, report=str(run.pretrained))
+        return 0, 0, 0
+    position = load_training_checkpoint(run.resume_from, run.model, optimizer=run.optimizer,
+                                        scheduler=run.scheduler, scaler=run.scaler, state=run.resume_state)
+    run.resume_state = None
+    epoch, batch, step = position["epoch"], position["batches_done"], position["step"]
+    run.log.write(event="resume", checkpoint=run.resume_from, epoch=epoch, batches_done=batch, step=step)
+    total_steps = cfg.SOLVER.MAX_EPOCH * (run.batches_per_epoch // run.accumulate)
+    if epoch >= cfg.SOLVER.MAX_EPOCH:
+        where = f"the end of its {cfg.SOLVER.MAX_EPOCH} epochs: nothing left to train"
+    elif batch == 0:
+        where = f"the start of epoch {epoch + 1} of {cfg.SOLVER.MAX_EPOCH}"
+    else:
+        where = f"epoch {epoch + 1} of {cfg.SOLVER.MAX_EPOCH}, after batch {batch} of {run.batches_per_epoch}"
+    say(context, f"resumed from {run.resume_from} at {where} (optimizer step {step} of {total_steps})")
+    return epoch, batch, step
+
+
+def _checkpoint_to_resume(cfg: CfgNode, context: DistContext, train_data: dict):
+    """(path, contents) of the newest readable checkpoint of OUTPUT_DIR, (None, None) for a new
+    run. Raises ValueError when the checkpoint belongs to another run than ``cfg`` describes,
+    or when checkpoints exist but none can be read."""
+    if not cfg.TRAIN.AUTO_RESUME:
+        return None, None
+    path, state, skipped = newest_readable_checkpoint(cfg.OUTPUT_DIR)
+    if skipped and path is None:
+        raise ValueError(f"none of the {len(skipped)} checkpoints in {cfg.OUTPUT_DIR} can be read (the newest: "
+                         f"{skipped[0][1]}); delete them to start the run over, or use another OUTPUT_DIR")
+    for unreadable, reason in skipped:
+        say(context, f"warning: skipping the unreadable checkpoint {unreadable} ({reason}); resuming from {path}, "
+                     f"the newest readable one")
+    if path is None:
+        return None, None
+    differences = resume_differences(state, cfg, context.world_size, train_data)
+    if differences:
+        raise ValueError(describe_resume_differences(path, differences))
+    return path, state
 
 
 def _train_epoch(cfg: CfgNode, context: DistContext, run: _Run, network: torch.nn.Module, criterion, epoch: int,
@@ -237,8 +284,7 @@ def _train_epoch(cfg: CfgNode, context: DistContext, run: _Run, network: torch.n
         step_loss = 0.0
         if (cfg.TRAIN.CHECKPOINT_ITERS > 0 and step % cfg.TRAIN.CHECKPOINT_ITERS == 0
                 and batch_index + 1 < run.batches_per_epoch):
-            _checkpoint(cfg, context, run.model, run.optimizer, run.scheduler, run.scaler, epoch, batch_index + 1,
-                        step, run.log)
+            _checkpoint(cfg, context, run, epoch, batch_index + 1, step)
     bar.close()
     return step, replaced
 
@@ -260,12 +306,13 @@ def _optimizer_step(cfg: CfgNode, run: _Run) -> float:
     return lr
 
 
-def _checkpoint(cfg, context, model, optimizer, scheduler, scaler, epoch, batches_done, step, log) -> None:
+def _checkpoint(cfg: CfgNode, context: DistContext, run: _Run, epoch: int, batches_done: int, step: int) -> None:
     if context.is_main:
-        path = save_training_checkpoint(cfg.OUTPUT_DIR, model, cfg, optimizer=optimizer, scheduler=scheduler,
-                                        scaler=scaler, epoch=epoch, batches_done=batches_done, step=step,
-                                        keep_recent=cfg.TRAIN.KEEP_CHECKPOINTS)
-        log.write(event="checkpoint", path=path, epoch=epoch, batches_done=batches_done, step=step)
+        path = save_training_checkpoint(cfg.OUTPUT_DIR, run.model, cfg, optimizer=run.optimizer,
+                                        scheduler=run.scheduler, scaler=run.scaler, epoch=epoch,
+                                        batches_done=batches_done, step=step, keep_recent=cfg.TRAIN.KEEP_CHECKPOINTS,
+                                        world_size=context.world_size, train_data=run.train_data)
+        run.log.write(event="checkpoint", path=path, epoch=epoch, batches_done=batches_done, step=step)
     barrier(context)
 
 

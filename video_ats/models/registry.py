@@ -70,13 +70,16 @@ def preset_arguments(name: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
     return dict(preset.arch, **overrides)
 
 
-def build_model(name: str, num_classes: int = 400, ats: Optional[Dict[str, Any]] = None, **overrides) -> nn.Module:
+def build_model(name: str, num_classes: Optional[int] = 400, ats: Optional[Dict[str, Any]] = None,
+                **overrides) -> nn.Module:
     """Build a preset backbone with its classification head.
 
     Args:
         name: one of `list_models()` (timesformer_base/hr/large, xvit_b16_8/16/32,
             timesformer_tiny, xvit_tiny).
-        num_classes: size of the head (400 for Kinetics-400, 600 for Kinetics-600).
+        num_classes: size of the head (400 for Kinetics-400, 600 for Kinetics-600); None (or 0)
+            for a headless model whose forward returns the features its classifier would take
+            (``reset_classifier(0)``), e.g. to load a headless Hugging Face ``TimesformerModel``.
         ats: None for the plain model, or a dict of ATS options (blocks, ratio or num_tokens,
             min_tokens, sampler, score, scope, seed, grid); see `video_ats.ats.ATSOptions`.
         overrides: architecture overrides by their common names (num_frames, img_size,
@@ -89,7 +92,9 @@ def build_model(name: str, num_classes: int = 400, ats: Optional[Dict[str, Any]]
         ValueError: unknown preset, unknown override or invalid ATS options, listing the valid ones.
     """
     arguments = preset_arguments(name, overrides)
-    model = PRESETS[name].model_class(num_classes=num_classes, ats=ats, **arguments)
+    model = PRESETS[name].model_class(num_classes=num_classes or 1, ats=ats, **arguments)
+    if not num_classes:
+        model.reset_classifier(0)
     model.pretrained_cfg = pretrained_cfg(name, **arguments)   # as timm: the model says what input it expects
     return model
 
