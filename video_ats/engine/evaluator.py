@@ -13,12 +13,12 @@ from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..data import aggregate_views
 from ..flops import gflops_from_stats
 from .distributed import DistContext, all_gather_objects
 from .metrics import accuracy_report
+from .progress import progress_bar
 
 
 def _synchronize(device: torch.device) -> None:
@@ -80,7 +80,7 @@ def run_views(model: torch.nn.Module, loader, context: DistContext, progress: bo
                              "positions": []}
     blocks: List[int] = []
     forward_seconds = 0.0
-    bar = tqdm(loader, desc=description, disable=not (progress and context.is_main), leave=False)
+    bar = progress_bar(loader, desc=description, enabled=progress and context.is_main, unit="batch", leave=False)
     for batch in bar:
         ok = batch["ok"].bool()
         count = len(ok)

@@ -32,7 +32,6 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm import tqdm
 from yacs.config import CfgNode
 
 from ..checkpoint import load_checkpoint
@@ -43,6 +42,7 @@ from .builders import class_names as cfg_class_names, test_views
 from .distributed import resolve_device
 from . import visualization as viz
 from .evaluator import forward_views
+from .progress import progress_bar
 from .tester import checkpoint_to_test
 from .trainer import autocast_dtype, seed_everything
 
@@ -402,8 +402,8 @@ class Predictor:
         problems = [(item, reason) for item, reason in problems if os.path.abspath(item) not in skip]
         self.stats = stats = PredictionStats()
         start = time.perf_counter()
-        bar = tqdm(total=len(paths) + len(problems), unit="video", disable=not progress, dynamic_ncols=True,
-                   smoothing=0.05)
+        bar = progress_bar(total=len(paths) + len(problems), unit="video", enabled=progress, dynamic_ncols=True,
+                           smoothing=0.05)
         try:
             for item, reason in problems:
                 stats.failed += 1

@@ -21,7 +21,6 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 from yacs.config import CfgNode
 
 from ..checkpoint import load_checkpoint
@@ -33,6 +32,7 @@ from .checkpointing import (data_fingerprint, describe_resume_differences, load_
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluator import evaluate
 from .optim import build_optimizer, build_scheduler
+from .progress import progress_bar
 
 
 class JsonlLog:
@@ -258,8 +258,8 @@ def _train_epoch(cfg: CfgNode, context: DistContext, run: _Run, network: torch.n
     run.model.train()
     device = context.device
     autocast = (lambda: torch.autocast(device.type, dtype=run.amp_dtype)) if run.amp_dtype else nullcontext
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCH}", initial=start_batch,
-               total=run.batches_per_epoch, disable=not (progress and context.is_main), leave=False)
+    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.SOLVER.MAX_EPOCH}", initial=start_batch,
+                       total=run.batches_per_epoch, enabled=progress and context.is_main, unit="batch", leave=False)
     step_loss, replaced = 0.0, 0
     for batch_index, batch in enumerate(bar, start=start_batch):
         video = batch["video"].to(device, non_blocking=True)
