@@ -7,6 +7,7 @@ from model_helpers import BACKBONES, SAMPLERS, SCOPES, tiny_model, varied_clips,
 from video_ats import build_model
 
 
+@pytest.mark.usefixtures("each_linear_kernel")
 @pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("name", BACKBONES)
 def test_keeping_every_token_gives_the_plain_model(name, scope):
@@ -19,6 +20,7 @@ def test_keeping_every_token_gives_the_plain_model(name, scope):
     assert all(stage["kept"].tolist() == [64] * 4 for stage in keep_all.ats_stats)
 
 
+@pytest.mark.usefixtures("each_linear_kernel")
 @pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("name", BACKBONES)
@@ -128,6 +130,7 @@ def test_every_preset_builds(name):
     assert model.ats_blocks()
 
 
+@pytest.mark.usefixtures("each_linear_kernel")
 @pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("name", BACKBONES)
 def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkeypatch):
