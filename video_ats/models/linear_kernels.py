@@ -140,14 +140,13 @@ def onednn_available() -> bool:
 def fast_cpu_inference(x: Tensor) -> bool:
     """Whether ``x`` is CPU fp32 inference in eager mode: nothing to differentiate, no autocast,
     not traced or compiled (where oneDNN's fused calls and the MLP's row chunks may run)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling())
+    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
 
 
 def onednn_applies(x: Tensor, layer: nn.Linear, residual: Optional[Tensor]) -> bool:
     """Whether the ``onednn`` path can compute this call."""
-    return (onednn_available() and fast_cpu_inference(x) and layer.weight.dtype == torch.float32
+    return (fast_cpu_inference(x) and onednn_available() and layer.weight.dtype == torch.float32
             and layer.weight.device.type == "cpu"
             and (residual is None or (residual.shape[:-1] == x.shape[:-1] and residual.dtype == x.dtype)))
 
@@ -273,6 +272,21 @@ def _interleaved_medians(paths: Dict[str, Callable[[], object]]) -> Dict[str, fl
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+_RECORD: ContextVar[Optional[Dict[nn.Module, Dict[str, int]]]] = ContextVar("video_ats_linear_record", default=None)
+
+
+@contextlib.contextmanager
+def record_kernels() -> Iterator[Dict[nn.Module, Dict[str, int]]]:
+    """Within the block, count each layer's `linear` calls by the path they took:
+    ``{layer: {"default": calls, "onednn": calls}}`` (for benchmark records)."""
+    record: Dict[nn.Module, Dict[str, int]] = {}
+    token = _RECORD.set(record)
+    try:
+        yield record
+    finally:
+        _RECORD.reset(token)
+
+
 def kernel_choices() -> List[dict]:
     """Every trial of this process so far, in the order they ran (for benchmark records)."""
     return [choice.to_dict() for choice in _CHOICES.values()]
@@ -284,10 +298,12 @@ def forget_kernel_choices() -> None:
 
 
 def resolve_kernel(x: Tensor, layer: nn.Linear, activation: Optional[str] = None, residual: Optional[Tensor] = None,
-                   options: Optional[LinearOptions] = None) -> Tuple[str, LinearOptions]:
-    """The path `linear` takes for this call, and the options it read."""
+                   options: Optional[LinearOptions] = None) -> Tuple[str, Optional[LinearOptions]]:
+    """The path `linear` takes for this call, and the options it read (None: none needed)."""
+    if not onednn_applies(x, layer, residual):         # first: nothing else is read while compiling
+        return "default", options
     options = options if options is not None else current_options()
-    if options.kernel == "default" or not onednn_applies(x, layer, residual):
+    if options.kernel == "default":
         return "default", options
     if options.kernel == "onednn":
         return "onednn", options
@@ -310,6 +326,10 @@ def linear(x: Tensor, layer: nn.Linear, activation: Optional[str] = None, residu
     if activation not in (None, "gelu") or (activation is not None and residual is not None):
         raise ValueError(f"linear supports activation None or 'gelu' without a residual, got {activation!r}")
     kernel, options = resolve_kernel(x, layer, activation, residual, options)
+    record = None if torch.compiler.is_compiling() else _RECORD.get()
+    if record is not None:
+        calls = record.setdefault(layer, {})
+        calls[kernel] = calls.get(kernel, 0) + 1
     if kernel == "onednn":
         return onednn_linear(x, layer, activation, residual, options.prepack)
     return default_linear(x, layer, activation, residual)
