@@ -129,7 +129,9 @@ def targets_table(rows: Sequence[dict]) -> str:
             continue
         mmaction = plain.get("vs_mmaction")
         versus = _verdict(mmaction, TARGET_VS_MMACTION, "×") if mmaction is not None else "– (no mmaction2 model)"
-        label = _title(model) + ("" if dtype == "fp32" and not compiled else f" ({dtype}{', compiled' if compiled else ''})")
+        label = _title(model)
+        if dtype != "fp32" or compiled:
+            label += f" ({dtype}{', compiled' if compiled else ''})"
         lines.append(f"| {label} | {batch} | {versus} | {_verdict(plain['matmul_fraction'], TARGET_MATMUL_FRACTION)} "
                      f"| {_verdict(ats and ats.get('efficiency'), TARGET_EFFICIENCY)} |")
     return "\n".join(lines)
@@ -150,7 +152,8 @@ def matmul_table(rows: Sequence[dict]) -> str:
         ratio = _num(onednn / default) if default and onednn else "–"
         used = _paths_summary(plain.get("linear_paths"))
         tokens = plain.get("matmul_rows") or "–"
-        lines.append(f"| {_title(model)} | {batch} | {tokens} | {_num(default, 1)} | {_num(onednn, 1)} | {ratio} | {used} |")
+        lines.append(f"| {_title(model)} | {batch} | {tokens} | {_num(default, 1)} | {_num(onednn, 1)} | {ratio} "
+                     f"| {used} |")
     return "\n".join(lines)
 
 
@@ -189,8 +192,8 @@ def trials_table(trials: Sequence[dict]) -> str:
 
 
 def train_table(rows: Sequence[dict]) -> str:
-    lines = ["| model | variant | batch | dtype | GFLOPs/clip (forward) | step (s) | clips/s | GFLOPs ratio | speedup | "
-             "efficiency | peak of a step (MB) | weights + optimizer (MB) |",
+    lines = ["| model | variant | batch | dtype | GFLOPs/clip (forward) | step (s) | clips/s | GFLOPs ratio | "
+             "speedup | efficiency | peak of a step (MB) | weights + optimizer (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['model']} | {row['variant']} | {row['batch_size']} | {row['dtype']} | "

@@ -45,8 +45,7 @@ from video_ats.ats import token_budget
 from video_ats.config import ats_options, build_model_from_cfg
 from video_ats.flops import gflops_from_stats, model_gflops
 from video_ats.models import build_model
-from video_ats.models.linear_kernels import (KERNELS, kernel_choices, linear_options, onednn_available,
-                                             record_kernels)
+from video_ats.models.linear_kernels import KERNELS, linear_options, onednn_available, record_kernels
 from video_ats.models.timesformer import TimeSformer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -299,7 +299,8 @@ def memory_config(cfg, spec: BenchmarkSpec, train: TrainSpec, timed: Optional[Di
                     peak = meter.peak_mb
                 rows.append(MemoryRow(model=cfg.MODEL.NAME, variant=key, mode="inference", batch_size=batch_size,
                                       device=str(device), dtype=dtype_name, peak_memory_mb=peak,
-                                      state_memory_mb=weights, total_memory_mb=None if peak is None else weights + peak))
+                                      state_memory_mb=weights,
+                                      total_memory_mb=None if peak is None else weights + peak))
                 log(f"[benchmark]   memory {key:>22} inference batch {batch_size:3d}: peak {_mb(peak)} MB")
     del plain, with_ats
     rows.extend(_training_memory(cfg, spec, train, train_totals or {}, log))

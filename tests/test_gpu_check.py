@@ -75,5 +75,6 @@ def test_the_benchmark_part_writes_inference_training_and_memory_rows():
 
 def test_parts_past_the_deadline_are_skipped_and_listed():
     out = gpu_check.benchmark(["timesformer_tiny"], torch.device("cpu"), deadline=0.0, log=lambda message: None)
-    assert out["rows"] == [] and out["skipped"] == ["timesformer_tiny eager fp32/bf16", "timesformer_tiny training + memory",
-                                                    "timesformer_tiny compiled fp32/bf16"]
+    assert out["rows"] == []
+    assert out["skipped"] == ["timesformer_tiny eager fp32/bf16", "timesformer_tiny training + memory",
+                              "timesformer_tiny compiled fp32/bf16"]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .linear_kernels import fast_cpu_inference, linear
+from .linear_kernels import linear, resolve_kernel
 
 
 class PatchEmbed(nn.Module):
@@ -58,10 +58,10 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
-    # In CPU inference, large inputs run in chunks of this many rows, so that each chunk's
+    # On the oneDNN path, large inputs run in chunks of this many rows, so that each chunk's
     # hidden activations (rows x 4d) stay in cache between fc1 and fc2 instead of making a
-    # round trip through memory (oneDNN path: 5 % more GEMM throughput at 12,608 rows;
-    # bit-identical, the layers are row-wise).
+    # round trip through memory (5 % more GEMM throughput at 12,608 rows; bit-identical, the
+    # layers are row-wise). The default path gained nothing from it (-1 to -3 % at one thread).
     CHUNK_ROWS = 1024
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
@@ -70,7 +70,7 @@ class Mlp(nn.Module):
             out = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
             return out if residual is None else residual + out
         rows = x.reshape(-1, x.shape[-1])
-        if residual is None or len(rows) < 2 * self.CHUNK_ROWS or not fast_cpu_inference(x):
+        if residual is None or len(rows) < 2 * self.CHUNK_ROWS or resolve_kernel(x, self.fc1, "gelu")[0] != "onednn":
             return linear(linear(x, self.fc1, "gelu"), self.fc2, residual=residual)
         residual_rows = residual.reshape(len(rows), -1)
         out = torch.empty_like(residual_rows)
