@@ -248,7 +248,7 @@ def benchmark(names: Sequence[str], device: torch.device, deadline: float, log: 
         {"rows": inference rows, "train_rows", "memory_rows", "skipped": [what did not fit]}.
     """
     from experiments.benchmark import BenchmarkSpec, benchmark_config
-    from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config
+    from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair
 
     out = {"rows": [], "train_rows": [], "memory_rows": [], "skipped": []}
     parts = []
@@ -270,9 +270,11 @@ def benchmark(names: Sequence[str], device: torch.device, deadline: float, log: 
             spec = BenchmarkSpec(saving=0.4, device=str(device), dtypes=("bf16",), rounds=rounds)
             train = TrainSpec(batch_size=2, dtype="bf16", memory_limit_gb=memory_limit_gb, rounds=rounds,
                               memory_batch_sizes=tuple(memory_batch_sizes))
-            rows, totals = benchmark_training(cfg, spec, train, log=log)
+            pair = training_pair(cfg, spec)
+            rows, totals = benchmark_training(cfg, spec, train, log=log, pair=pair)
             out["train_rows"].extend(rows)
-            out["memory_rows"].extend(memory_config(cfg, spec, train, None, totals, log=log))
+            out["memory_rows"].extend(memory_config(cfg, spec, train, None, totals, log=log, pair=pair))
+            del pair
         else:
             spec = BenchmarkSpec(saving=0.4, device=str(device), rounds=rounds, **what)
             out["rows"].extend(benchmark_config(cfg, spec, log=log))

@@ -149,17 +149,25 @@ def _batch(model: nn.Module, batch_size: int, device: torch.device, seed: int) -
     return video.to(device), labels.to(device)
 
 
-def _training_pair(cfg, spec: BenchmarkSpec) -> tuple:
+def training_pair(cfg, spec: BenchmarkSpec) -> tuple:
+    """`build_pair`'s two models in training mode, each with its optimizer.
+
+    Returns:
+        ({variant: model}, {variant: optimizer}, the ATS options, the ATS variant's name);
+        variants "no ATS" and the ATS one.
+    """
     plain, with_ats, ats, variant = build_pair(cfg, spec)
     models = {"no ATS": plain.train(), variant: with_ats.train()}
     optimizers = {key: make_optimizer(model) for key, model in models.items()}
     return models, optimizers, ats, variant
 
 
-def benchmark_training(cfg, spec: BenchmarkSpec, train: TrainSpec,
-                       log: Callable[[str], None] = print) -> Tuple[List[TrainRow], Dict[str, float]]:
+def benchmark_training(cfg, spec: BenchmarkSpec, train: TrainSpec, log: Callable[[str], None] = print,
+                       pair: Optional[tuple] = None) -> Tuple[List[TrainRow], Dict[str, float]]:
     """Time a training step without and with ATS at ``train.batch_size``.
 
+    Args:
+        pair: a `training_pair` to use (and leave trained); None builds one.
     Returns:
         (the two rows, {variant: total memory of the timed batch's step in MiB}; the batch
         search starts from these).
@@ -167,7 +175,7 @@ def benchmark_training(cfg, spec: BenchmarkSpec, train: TrainSpec,
     device = torch.device(spec.device)
     dtype_name = train.resolved_dtype(device)
     dtype = DTYPES[dtype_name]
-    models, optimizers, ats, variant = _training_pair(cfg, spec)
+    models, optimizers, ats, variant = pair or training_pair(cfg, spec)
     video, labels = _batch(models["no ATS"], train.batch_size, device, spec.seed)
     runners = {key: torch.compile(model, dynamic=key != "no ATS") if spec.compile else model
                for key, model in models.items()}
@@ -268,8 +276,8 @@ def _extrapolate(measured: Dict[int, Optional[float]], limit_mb: float, state: f
 
 
 def memory_config(cfg, spec: BenchmarkSpec, train: TrainSpec, timed: Optional[Dict[Tuple[str, str, int], float]] = None,
-                  train_totals: Optional[Dict[str, float]] = None,
-                  log: Callable[[str], None] = print) -> List[MemoryRow]:
+                  train_totals: Optional[Dict[str, float]] = None, log: Callable[[str], None] = print,
+                  pair: Optional[tuple] = None) -> List[MemoryRow]:
     """Inference memory at ``train.memory_batch_sizes`` and the largest training batch within
     ``train.memory_limit_gb``, without and with ATS.
 
@@ -277,14 +285,22 @@ def memory_config(cfg, spec: BenchmarkSpec, train: TrainSpec, timed: Optional[Di
         timed: (mode, variant, batch) -> peak MiB already measured by the timed runs of this
             process (the same method: one untimed call after warm-up); not measured again.
         train_totals: {variant: total MiB} of the timed training batch (``train.batch_size``).
+        pair: the `training_pair` that ran those steps (its optimizers hold their momentum
+            already); None builds one.
     """
     device = torch.device(spec.device)
     timed = timed or {}
     rows: List[MemoryRow] = []
-    plain, with_ats, _, variant = build_pair(cfg, spec)
+    if pair is not None:
+        models = dict(pair[0])
+    else:
+        plain, with_ats, _, variant = build_pair(cfg, spec)
+        models = {"no ATS": plain, variant: with_ats}
     dtype_name = spec.dtypes[0]
     dtype = DTYPES[dtype_name]
-    for key, model in (("no ATS", plain), (variant, with_ats)):
+    for key, model in models.items():
+        training = model.training
+        model.eval()
         weights = state_mb(model)
         with torch.inference_mode(), _autocast(device, dtype), linear_options(kernel=spec.linear_kernel):
             model(_batch(model, 1, device, spec.seed)[0])                 # trials and prepacking done
@@ -302,22 +318,24 @@ def memory_config(cfg, spec: BenchmarkSpec, train: TrainSpec, timed: Optional[Di
                                       state_memory_mb=weights,
                                       total_memory_mb=None if peak is None else weights + peak))
                 log(f"[benchmark]   memory {key:>22} inference batch {batch_size:3d}: peak {_mb(peak)} MB")
-    del plain, with_ats
-    rows.extend(_training_memory(cfg, spec, train, train_totals or {}, log))
+        model.train(training)
+    del models
+    rows.extend(_training_memory(cfg, spec, train, train_totals or {}, log, pair))
     return rows
 
 
 def _training_memory(cfg, spec: BenchmarkSpec, train: TrainSpec, train_totals: Dict[str, float],
-                     log: Callable[[str], None]) -> List[MemoryRow]:
+                     log: Callable[[str], None], pair: Optional[tuple]) -> List[MemoryRow]:
     device = torch.device(spec.device)
     dtype_name = train.resolved_dtype(device)
     dtype = DTYPES[dtype_name]
     limit = train.memory_limit_gb * 1024
-    models, optimizers, _, _ = _training_pair(cfg, spec)
+    models, optimizers, _, _ = pair or training_pair(cfg, spec)
     rows = []
     for key, model in models.items():
         optimizer = optimizers[key]
-        training_step(model, optimizer, *_batch(model, 1, device, spec.seed), device, dtype)()   # momentum exists
+        if not optimizer.state:                                   # the momentum buffers exist before measuring
+            training_step(model, optimizer, *_batch(model, 1, device, spec.seed), device, dtype)()
         state = state_mb(model, optimizer)
         peaks: Dict[int, Optional[float]] = {}
 

@@ -118,3 +118,32 @@ def test_memory_rows_give_inference_peaks_and_the_largest_training_batch():
         after = [r for r in train_rows if r.batch_size == largest.batch_size + 1]
         assert largest.total_memory_mb <= 0.15 * 1024 < after[0].total_memory_mb
         assert largest.fits_limit and not after[0].fits_limit
+
+
+def test_the_benchmark_tool_writes_every_part_and_the_docs_render_from_it(tmp_path):
+    # The `make bench` pipeline on a tiny model: one JSON with inference, training and memory
+    # rows, the kernel trials and the load average; then every generated block is filled.
+    import json
+
+    from experiments.bench_report import render_files
+    from tool_helpers import load_tool
+
+    path = tmp_path / "bench.json"
+    load_tool("benchmark").main(["--cfg", "configs/synthetic/timesformer_tiny.yaml", "--ratio", "0.5",
+                                 "--batch-sizes", "1", "--warmup", "0", "--rounds", "1", "--no-mmaction",
+                                 "--train", "--memory", "--memory-batch-sizes", "1", "2",
+                                 "--memory-limit-gb", "0.05", "--json", str(path)])
+    data = json.loads(path.read_text())
+    assert [row["variant"] for row in data["rows"]] == ["no ATS", "ATS topk ratio 0.5"]
+    assert data["rows"][0]["linear_kernel"] == "auto"
+    assert set(data["rows"][0]["linear_paths"]) >= {"blocks.*.attn.qkv", "blocks.*.mlp.fc1", "blocks.*.mlp.fc2"}
+    assert [row["variant"] for row in data["train_rows"]] == ["no ATS", "ATS topk ratio 0.5"]
+    assert {(row["mode"], row["batch_size"]) for row in data["memory_rows"]} >= {("inference", 1), ("inference", 2)}
+    assert data["meta"]["kernel_trials"] and len(data["meta"]["loadavg"]["before"]) == 3
+    markdown = tmp_path / "page.md"
+    names = ["command", "matmul", "trials", "speed", "targets", "train", "memory", "readme-speed"]
+    markdown.write_text("".join(f"<!-- bench:{name} -->\n<!-- /bench:{name} -->\n" for name in names))
+    render_files(str(path), [str(markdown)])
+    page = markdown.read_text()
+    assert "Not measured" not in page and "not recorded" not in page and "predates" not in page
+    assert "| timesformer_tiny | ATS topk ratio 0.5 | 2 | fp32 |" in page          # the training table

@@ -71,7 +71,7 @@ def main(argv=None):
     args = parser.parse_intermixed_args(argv)
     import torch
 
-    from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config
+    from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair
     from video_ats.models.linear_kernels import kernel_choices
 
     if args.threads:
@@ -102,16 +102,18 @@ def main(argv=None):
         config_rows = [] if args.no_inference else benchmark_config(cfg, spec)
         rows.extend(config_rows)
         save()
-        totals = {}
+        totals, pair = {}, None
         if args.train:
-            timed, totals = benchmark_training(cfg, spec, train)
+            pair = training_pair(cfg, spec)           # the memory search reuses it (momentum allocated)
+            timed, totals = benchmark_training(cfg, spec, train, pair=pair)
             train_rows.extend(timed)
             save()
         if args.memory:
             measured = {("inference", row.variant, row.batch_size): row.peak_memory_mb for row in config_rows
                         if row.implementation == "video_ats" and row.dtype == dtypes[0] and not row.compiled}
-            memory_rows.extend(memory_config(cfg, spec, train, measured, totals))
+            memory_rows.extend(memory_config(cfg, spec, train, measured, totals, pair=pair))
             save()
+        del pair
     elapsed = time.time() - start
     if rows:
         print(markdown_table(rows))
