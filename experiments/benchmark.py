@@ -411,7 +411,8 @@ def _ats_for_benchmark(cfg, plain: nn.Module, spec: BenchmarkSpec) -> dict:
                 scope=cfg.ATS.SCOPE, score=cfg.ATS.SCORE)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype):
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    """Autocast to ``dtype`` on ``device``; nothing for fp32."""
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -480,7 +481,7 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
             if pack_min_padding is not None:
                 token_selection.PACK_MIN_PADDING = pack_min_padding
             try:
-                with torch.inference_mode(), _autocast(device, dtype), linear_options(kernel=kernel):
+                with torch.inference_mode(), autocast_context(device, dtype), linear_options(kernel=kernel):
                     return module(video)
             finally:
                 token_selection.PACK_MIN_PADDING = default

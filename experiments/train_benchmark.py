@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, _autocast, build_pair, time_in_rounds)
+from experiments.benchmark import DTYPES, BenchmarkSpec, PeakMemory, autocast_context, build_pair, time_in_rounds
 from video_ats.engine.optim import build_optimizer
 from video_ats.flops import gflops_from_stats, model_gflops
 from video_ats.models.linear_kernels import linear_options
@@ -127,7 +127,7 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, video: Ten
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
     def run() -> Tensor:
-        with _autocast(device, dtype):
+        with autocast_context(device, dtype):
             loss = F.cross_entropy(model(video), labels)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -302,7 +302,7 @@ def memory_config(cfg, spec: BenchmarkSpec, train: TrainSpec, timed: Optional[Di
         training = model.training
         model.eval()
         weights = state_mb(model)
-        with torch.inference_mode(), _autocast(device, dtype), linear_options(kernel=spec.linear_kernel):
+        with torch.inference_mode(), autocast_context(device, dtype), linear_options(kernel=spec.linear_kernel):
             model(_batch(model, 1, device, spec.seed)[0])                 # trials and prepacking done
             for batch_size in train.memory_batch_sizes:
                 peak = timed.get(("inference", key, batch_size))

@@ -133,7 +133,7 @@ def fake_trial(monkeypatch, seconds):
         trials.append(paths)
         return dict(seconds)
 
-    monkeypatch.setattr(kernels, "_interleaved_medians", medians)
+    monkeypatch.setattr(kernels, "interleaved_medians", medians)
     return trials
 
 
@@ -211,7 +211,7 @@ def test_the_trial_alternates_the_order_and_keeps_the_median(monkeypatch):
 
     monkeypatch.setattr(kernels.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(kernels, "TRIAL_SECONDS", 0.0)            # the minimum of rounds: 3
-    medians = kernels._interleaved_medians({"a": call("a"), "b": call("b")})
+    medians = kernels.interleaved_medians({"a": call("a"), "b": call("b")})
     assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]      # warm-up, then ABBA...
     assert medians == {"a": 1.0, "b": 2.0}
 

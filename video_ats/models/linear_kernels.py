@@ -275,13 +275,13 @@ def _trial(rows: Tensor, layer: nn.Linear, activation: Optional[str], residual: 
         "default": lambda: default_linear(sample, layer, activation, sample_residual),
         "onednn": lambda: onednn_linear(sample, layer, activation, sample_residual, prepack),
     }
-    seconds = _interleaved_medians(paths)
+    seconds = interleaved_medians(paths)
     kernel = "onednn" if seconds["onednn"] < (1 - TRIAL_MARGIN) * seconds["default"] else "default"
     return KernelChoice(in_features=key[0], out_features=key[1], epilogue=key[2], rows_bucket=key[3], dtype=key[4],
                         threads=key[5], prepack=prepack, trial_rows=count, seconds=seconds, kernel=kernel)
 
 
-def _interleaved_medians(paths: Dict[str, Callable[[], object]]) -> Dict[str, float]:
+def interleaved_medians(paths: Dict[str, Callable[[], object]]) -> Dict[str, float]:
     """Median wall time of each callable over the trial's rounds, after one warm-up call each;
     the order within a round alternates (ABBA...)."""
     names = list(paths)
