@@ -44,6 +44,8 @@ BENCHMARK_CONFIGS = {"timesformer_base": "configs/kinetics400/timesformer_base.y
                      "timesformer_tiny": "configs/synthetic/timesformer_tiny.yaml",      # 8 x 64
                      "xvit_tiny": "configs/synthetic/timesformer_tiny.yaml"}
 FULL_SIZE = ("timesformer_base", "xvit_b16_16")
+# A compiled benchmark part starts only with this much of the time budget left.
+COMPILE_RESERVE_S = 120.0
 TINY = ("timesformer_tiny", "xvit_tiny")
 
 
@@ -211,6 +213,8 @@ def ddp_step(names: Sequence[str], device: torch.device, batch_size: int = 2, at
         raise CheckFailed(f"torch.distributed with {backend} is not available in this build")
     if dist.is_initialized():
         raise CheckFailed("a process group is already initialised in this process")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)              # NCCL binds the process to this device
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
     details = []
     try:
@@ -241,8 +245,8 @@ def benchmark(names: Sequence[str], device: torch.device, deadline: float, log: 
               compiled: bool = True, memory_limit_gb: float = 8.0, batch_sizes: Sequence[int] = (1, 8),
               memory_batch_sizes: Sequence[int] = (1, 8, 32), rounds: int = 3) -> dict:
     """Inference fp32 / bf16 eager at ``batch_sizes``, the training step (batch 2) and memory
-    table (bf16), then (``compiled``) torch.compile at the largest batch size, as long as
-    ``deadline`` (time.time()) allows.
+    table (bf16), then (``compiled``) torch.compile at the largest batch size, bf16 first,
+    as long as ``deadline`` (time.time()) allows (a compiled part needs COMPILE_RESERVE_S left).
 
     Returns:
         {"rows": inference rows, "train_rows", "memory_rows", "skipped": [what did not fit]}.
@@ -251,16 +255,20 @@ def benchmark(names: Sequence[str], device: torch.device, deadline: float, log: 
     from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair
 
     out = {"rows": [], "train_rows": [], "memory_rows": [], "skipped": []}
+    # (label, model, what, seconds that must be left before the deadline for it to start:
+    # compiling a ViT-B with and without ATS takes minutes)
     parts = []
     for name in names:
-        parts.append((f"{name} eager fp32/bf16", name, dict(dtypes=("fp32", "bf16"), batch_sizes=tuple(batch_sizes))))
+        parts.append((f"{name} eager fp32/bf16", name, dict(dtypes=("fp32", "bf16"), batch_sizes=tuple(batch_sizes)),
+                      0.0))
     for name in names:
-        parts.append((f"{name} training + memory", name, "train"))
-    for name in names if compiled else ():
-        parts.append((f"{name} compiled fp32/bf16", name,
-                      dict(dtypes=("fp32", "bf16"), batch_sizes=(max(batch_sizes),), compile=True, mmaction=False)))
-    for label, name, what in parts:
-        if time.time() > deadline:
+        parts.append((f"{name} training + memory", name, "train", 0.0))
+    for dtype in ("bf16", "fp32") if compiled else ():
+        for name in names:
+            parts.append((f"{name} compiled {dtype}", name, dict(dtypes=(dtype,), batch_sizes=(max(batch_sizes),),
+                                                                compile=True, mmaction=False), COMPILE_RESERVE_S))
+    for label, name, what, reserve in parts:
+        if time.time() + reserve > deadline:
             out["skipped"].append(label)
             log(f"[gpu-check] skipped (time budget): {label}")
             continue
@@ -298,6 +306,8 @@ def run_checks(device: Optional[torch.device] = None, names: Optional[Sequence[s
     cuda = torch.cuda.is_available()
     device = device or torch.device("cuda" if cuda else "cpu")
     on_cuda = device.type == "cuda"
+    if on_cuda and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     names = tuple(names or (FULL_SIZE if on_cuda else TINY))
     if not on_cuda:
         log("[gpu-check] CUDA is not available: running the CPU half only (CPU-CUDA parity and the GPU "

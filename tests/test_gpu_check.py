@@ -1,6 +1,7 @@
 """The GPU check's CPU half: what runs without CUDA runs and passes, what needs CUDA says so."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -77,4 +78,15 @@ def test_parts_past_the_deadline_are_skipped_and_listed():
     out = gpu_check.benchmark(["timesformer_tiny"], torch.device("cpu"), deadline=0.0, log=lambda message: None)
     assert out["rows"] == []
     assert out["skipped"] == ["timesformer_tiny eager fp32/bf16", "timesformer_tiny training + memory",
-                              "timesformer_tiny compiled fp32/bf16"]
+                              "timesformer_tiny compiled bf16", "timesformer_tiny compiled fp32"]
+
+
+def test_a_compiled_part_needs_minutes_left_to_start(monkeypatch):
+    ran = []
+    monkeypatch.setattr("experiments.benchmark.benchmark_config", lambda cfg, spec, log: ran.append(spec) or [])
+    monkeypatch.setattr(gpu_check, "COMPILE_RESERVE_S", 1e6)
+    out = gpu_check.benchmark(["timesformer_tiny"], torch.device("cpu"), deadline=time.time() + 1e5,
+                              log=lambda message: None, memory_limit_gb=0.05, batch_sizes=(1, 2),
+                              memory_batch_sizes=(1,), rounds=1)
+    assert [spec.compile for spec in ran] == [False]                       # the eager part ran
+    assert out["skipped"] == ["timesformer_tiny compiled bf16", "timesformer_tiny compiled fp32"]
