@@ -10,7 +10,12 @@ from video_ats.models.linear_kernels import (KERNEL_ENV, PREPACK_ENV, LinearOpti
                                              forget_kernel_choices, kernel_choices, linear, linear_options,
                                              resolve_kernel)
 
-needs_onednn = pytest.mark.skipif(not kernels.onednn_available(), reason="this torch build has no oneDNN linear")
+
+
+@pytest.fixture()
+def onednn_present(monkeypatch):
+    """The tests that only choose a path (never run oneDNN) hold on builds without it too."""
+    monkeypatch.setattr(kernels, "onednn_available", lambda: True)
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +51,7 @@ def test_every_path_computes_the_same_layer(kernel, epilogue):
     assert torch.allclose(out.double(), expected(x, layer, activation, residual), atol=1e-5, rtol=0)
 
 
-@needs_onednn
+@pytest.mark.usefixtures("onednn_present")
 def test_forcing_a_kernel_selects_it_where_it_can_run():
     layer, x = layer_and_input()
     with torch.no_grad():
@@ -55,7 +60,7 @@ def test_forcing_a_kernel_selects_it_where_it_can_run():
     assert kernel_choices() == []                      # forced: no trial ran
 
 
-@needs_onednn
+@pytest.mark.usefixtures("onednn_present")
 def test_onednn_falls_back_to_the_default_path_where_it_cannot_run():
     layer, x = layer_and_input()
     forced = LinearOptions("onednn")
@@ -74,7 +79,6 @@ def test_the_gradient_path_is_differentiable_whatever_is_forced():
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
-@needs_onednn
 @pytest.mark.parametrize("prepack", [True, False])
 def test_onednn_follows_in_place_weight_updates(prepack):
     layer, x = layer_and_input(rows=3, in_features=8, out_features=4)
@@ -137,7 +141,7 @@ def fake_trial(monkeypatch, seconds):
     return trials
 
 
-@needs_onednn
+@pytest.mark.usefixtures("onednn_present")
 @pytest.mark.parametrize("seconds,chosen", [
     ({"default": 1.0, "onednn": 0.9}, "onednn"),       # 10 % faster
     ({"default": 1.0, "onednn": 0.99}, "default"),     # 1 %: within the 2 % margin, a tie
@@ -152,7 +156,7 @@ def test_auto_takes_the_path_its_trial_timed_faster(monkeypatch, seconds, chosen
     assert choice["kernel"] == chosen and choice["seconds"] == seconds
 
 
-@needs_onednn
+@pytest.mark.usefixtures("onednn_present")
 def test_auto_runs_one_trial_per_shape_bucket_and_thread_count(monkeypatch):
     trials = fake_trial(monkeypatch, {"default": 1.0, "onednn": 2.0})
     layer, _ = layer_and_input()
@@ -176,24 +180,29 @@ def test_auto_runs_one_trial_per_shape_bucket_and_thread_count(monkeypatch):
         (1024, "none", threads + 1)]
 
 
-@needs_onednn
+@pytest.mark.usefixtures("onednn_present")
 def test_the_trial_times_at_most_the_trial_rows_of_the_input(monkeypatch):
     layer, _ = layer_and_input(in_features=16, out_features=16)
-    calls = []
-    real = kernels.default_linear
+    calls = {"default": [], "onednn": []}
+    compute = kernels.default_linear
 
-    def counting(x, *args):
-        calls.append(len(x))
-        return real(x, *args)
+    def counting(path):
+        def run(x, layer, activation, residual, *options):
+            calls[path].append(len(x))
+            return compute(x, layer, activation, residual)
+        return run
 
-    monkeypatch.setattr(kernels, "default_linear", counting)
+    monkeypatch.setattr(kernels, "default_linear", counting("default"))
+    monkeypatch.setattr(kernels, "onednn_linear", counting("onednn"))
     with torch.no_grad():
         linear(torch.randn(3000, 16), layer)
     [choice] = kernel_choices()
     assert choice["trial_rows"] == kernels.TRIAL_ROWS == 1024
-    trial_calls = calls[:-1] if choice["kernel"] == "default" else calls       # the real call, if default
-    assert set(trial_calls) == {1024}
-    assert kernels.TRIAL_ROUNDS + 1 <= len(trial_calls) <= kernels.MAX_TRIAL_ROUNDS + 1
+    assert calls[choice["kernel"]].pop() == 3000                                  # the call itself
+    assert set(calls["default"]) == set(calls["onednn"]) == {1024}
+    # one warm-up call of each, then at least TRIAL_ROUNDS, at most MAX_TRIAL_ROUNDS rounds
+    assert len(calls["default"]) == len(calls["onednn"])
+    assert kernels.TRIAL_ROUNDS + 1 <= len(calls["default"]) <= kernels.MAX_TRIAL_ROUNDS + 1
 
 
 def test_the_trial_alternates_the_order_and_keeps_the_median(monkeypatch):
