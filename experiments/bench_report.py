@@ -51,6 +51,13 @@ def _mb(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def host_line(data: dict) -> str:
     """The machine a run measured on, in one sentence."""
     env = data["meta"].get("environment", {})
@@ -83,16 +90,14 @@ def command_block(data: dict) -> str:
 
 
 def speed_table(rows: Sequence[dict]) -> str:
-    """Every inference row (the columns of `experiments.benchmark.markdown_table`)."""
-    lines = ["| model | variant | batch | GFLOPs/clip | clips/s | latency (s) | peak mem (MB) | GFLOPs ratio | "
-             "speedup | efficiency | % of matmul | vs mmaction2 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['variant']} | {row['batch_size']} | {row['gflops_per_clip']:.1f} | "
-                     f"{row['clips_per_s']:.3f} | {row['latency_s']:.3f} | {_mb(row.get('peak_memory_mb'))} | "
-                     f"{_num(row.get('gflops_ratio'))} | {_num(row.get('speedup'))} | {_num(row.get('efficiency'))} | "
-                     f"{100 * row['matmul_fraction']:.0f} | {_num(row.get('vs_mmaction'))} |")
-    return "\n".join(lines)
+    """Every inference row, one line each."""
+    header = ["model", "variant", "batch", "GFLOPs/clip", "clips/s", "latency (s)", "peak mem (MB)", "GFLOPs ratio",
+              "speedup", "efficiency", "% of matmul", "vs mmaction2"]
+    return _markdown(header, [
+        [row["model"], row["variant"], row["batch_size"], f"{row['gflops_per_clip']:.1f}", f"{row['clips_per_s']:.3f}",
+         f"{row['latency_s']:.3f}", _mb(row.get("peak_memory_mb")), _num(row.get("gflops_ratio")),
+         _num(row.get("speedup")), _num(row.get("efficiency")), f"{100 * row['matmul_fraction']:.0f}",
+         _num(row.get("vs_mmaction"))] for row in rows])
 
 
 def _groups(rows: Sequence[dict]) -> Dict[tuple, Dict[str, dict]]:
@@ -120,9 +125,9 @@ def _verdict(value: Optional[float], target: float, unit: str = "") -> str:
 
 def targets_table(rows: Sequence[dict]) -> str:
     """The three targets per model and batch size, each with its verdict."""
-    lines = [f"| model | batch | ours / mmaction2 (≥ {TARGET_VS_MMACTION:.2f}) | of the faster matmul "
-             f"(≥ {TARGET_MATMUL_FRACTION:.2f}) | ATS efficiency (≥ {TARGET_EFFICIENCY:.2f}) |",
-             "|---|---|---|---|---|"]
+    header = ["model", "batch", f"ours / mmaction2 (≥ {TARGET_VS_MMACTION:.2f})",
+              f"of the faster matmul (≥ {TARGET_MATMUL_FRACTION:.2f})", f"ATS efficiency (≥ {TARGET_EFFICIENCY:.2f})"]
+    lines = []
     for (model, batch, dtype, compiled), group in _groups(rows).items():
         plain, ats = group.get("plain"), group.get("ats")
         if plain is None:
@@ -132,17 +137,17 @@ def targets_table(rows: Sequence[dict]) -> str:
         label = _title(model)
         if dtype != "fp32" or compiled:
             label += f" ({dtype}{', compiled' if compiled else ''})"
-        lines.append(f"| {label} | {batch} | {versus} | {_verdict(plain['matmul_fraction'], TARGET_MATMUL_FRACTION)} "
-                     f"| {_verdict(ats and ats.get('efficiency'), TARGET_EFFICIENCY)} |")
-    return "\n".join(lines)
+        lines.append([label, batch, versus, _verdict(plain["matmul_fraction"], TARGET_MATMUL_FRACTION),
+                      _verdict(ats and ats.get("efficiency"), TARGET_EFFICIENCY)])
+    return _markdown(header, lines)
 
 
 def matmul_table(rows: Sequence[dict]) -> str:
     """The host's GEMM throughput at each benchmark shape, per library, and the paths our
     models' linear layers took."""
-    lines = ["| model | batch | rows per layer | default (GMAC/s) | oneDNN (GMAC/s) | oneDNN / default | "
-             "our linear layers ran on |",
-             "|---|---|---|---|---|---|---|"]
+    header = ["model", "batch", "rows per layer", "default (GMAC/s)", "oneDNN (GMAC/s)", "oneDNN / default",
+              "our linear layers ran on"]
+    lines = []
     for (model, batch, dtype, compiled), group in _groups(rows).items():
         plain = group.get("plain")
         if plain is None:
@@ -152,9 +157,8 @@ def matmul_table(rows: Sequence[dict]) -> str:
         ratio = _num(onednn / default) if default and onednn else "–"
         used = _paths_summary(plain.get("linear_paths"))
         tokens = plain.get("matmul_rows") or "–"
-        lines.append(f"| {_title(model)} | {batch} | {tokens} | {_num(default, 1)} | {_num(onednn, 1)} | {ratio} "
-                     f"| {used} |")
-    return "\n".join(lines)
+        lines.append([_title(model), batch, tokens, _num(default, 1), _num(onednn, 1), ratio, used])
+    return _markdown(header, lines)
 
 
 def _paths_summary(paths: Optional[Dict[str, Dict[str, int]]]) -> str:
@@ -176,15 +180,15 @@ def trials_table(trials: Sequence[dict]) -> str:
     """The linear-kernel trials of the run (one per layer shape, epilogue and row bucket)."""
     if not trials:
         return "No trial ran (a forced kernel, or no CPU fp32 inference)."
-    lines = ["| in → out | epilogue | rows (bucket) | trial rows | threads | default (ms) | oneDNN (ms) | chosen |",
-             "|---|---|---|---|---|---|---|---|"]
+    header = ["in → out", "epilogue", "rows (bucket)", "trial rows", "threads", "default (ms)", "oneDNN (ms)", "chosen"]
+    lines = []
     for trial in trials:
         seconds = trial["seconds"]
         bucket = f"> {trial['rows_bucket'] // 2}" if trial["rows_bucket"] >= 1024 else f"≤ {trial['rows_bucket']}"
-        lines.append(f"| {trial['in_features']} → {trial['out_features']} | {trial['epilogue']} | {bucket} | "
-                     f"{trial['trial_rows']} | {trial['threads']} | {1e3 * seconds['default']:.2f} | "
-                     f"{1e3 * seconds['onednn']:.2f} | {trial['kernel']} |")
-    return "\n".join(lines)
+        lines.append([f"{trial['in_features']} → {trial['out_features']}", trial["epilogue"], bucket,
+                      trial["trial_rows"], trial["threads"], f"{1e3 * seconds['default']:.2f}",
+                      f"{1e3 * seconds['onednn']:.2f}", trial["kernel"]])
+    return _markdown(header, lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,15 +196,13 @@ def trials_table(trials: Sequence[dict]) -> str:
 
 
 def train_table(rows: Sequence[dict]) -> str:
-    lines = ["| model | variant | batch | dtype | GFLOPs/clip (forward) | step (s) | clips/s | GFLOPs ratio | "
-             "speedup | efficiency | peak of a step (MB) | weights + optimizer (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['variant']} | {row['batch_size']} | {row['dtype']} | "
-                     f"{row['gflops_per_clip']:.1f} | {row['step_s']:.3f} | {row['clips_per_s']:.3f} | "
-                     f"{_num(row.get('gflops_ratio'))} | {_num(row.get('speedup'))} | {_num(row.get('efficiency'))} | "
-                     f"{_mb(row.get('peak_memory_mb'))} | {_mb(row['state_memory_mb'])} |")
-    return "\n".join(lines)
+    """Every training-step row, one line each."""
+    header = ["model", "variant", "batch", "dtype", "GFLOPs/clip (forward)", "step (s)", "clips/s", "GFLOPs ratio",
+              "speedup", "efficiency", "peak of a step (MB)", "weights + optimizer (MB)"]
+    return _markdown(header, [
+        [row["model"], row["variant"], row["batch_size"], row["dtype"], f"{row['gflops_per_clip']:.1f}",
+         f"{row['step_s']:.3f}", f"{row['clips_per_s']:.3f}", _num(row.get("gflops_ratio")), _num(row.get("speedup")),
+         _num(row.get("efficiency")), _mb(row.get("peak_memory_mb")), _mb(row["state_memory_mb"])] for row in rows])
 
 
 def memory_table(rows: Sequence[dict], limit_gb: float) -> str:
@@ -209,7 +211,7 @@ def memory_table(rows: Sequence[dict], limit_gb: float) -> str:
     inference_batches = sorted({row["batch_size"] for row in rows if row["mode"] == "inference"})
     header = (["model", "variant"] + [f"inference, batch {b} (MB)" for b in inference_batches]
               + [f"largest training batch within {limit_gb:g} GB", "its total (MB)", "next batch's total (MB)"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = []
     keys = []
     for row in rows:
         if (row["model"], row["variant"]) not in keys:
@@ -229,8 +231,8 @@ def memory_table(rows: Sequence[dict], limit_gb: float) -> str:
                       _mb(after[0]["total_memory_mb"]) if after and after[0]["total_memory_mb"] else "out of memory"]
         else:
             cells += ["not found", "–", "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return _markdown(header, lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,25 +242,24 @@ def memory_table(rows: Sequence[dict], limit_gb: float) -> str:
 def readme_table(data: dict) -> str:
     """The README's speed table: per model and batch, no ATS → ATS, and mmaction2; the host."""
     rows = data["rows"]
-    lines = ["| model | batch | GFLOPs/clip, no ATS → ATS | clips/s, no ATS → ATS | speedup / GFLOPs ratio | "
-             "mmaction2 TimeSformer (ours ×) |",
-             "|---|---|---|---|---|---|"]
+    header = ["model", "batch", "GFLOPs/clip, no ATS → ATS", "clips/s, no ATS → ATS", "speedup / GFLOPs ratio",
+              "mmaction2 TimeSformer (ours ×)"]
+    lines = []
     for (model, batch, dtype, compiled), group in _groups(rows).items():
         plain, ats, mmaction = group.get("plain"), group.get("ats"), group.get("mmaction2")
         if plain is None or ats is None:
             continue
         versus = f"{mmaction['clips_per_s']:.3f} clips/s (×{plain['vs_mmaction']:.2f})" if mmaction else "–"
-        lines.append(f"| {_title(model)} | {batch} | {plain['gflops_per_clip']:.1f} → {ats['gflops_per_clip']:.1f} | "
-                     f"{plain['clips_per_s']:.3f} → {ats['clips_per_s']:.3f} | {ats['efficiency']:.2f} | {versus} |")
-    train = data.get("train_rows") or []
-    for row in train:
+        lines.append([_title(model), batch, f"{plain['gflops_per_clip']:.1f} → {ats['gflops_per_clip']:.1f}",
+                      f"{plain['clips_per_s']:.3f} → {ats['clips_per_s']:.3f}", f"{ats['efficiency']:.2f}", versus])
+    for row in data.get("train_rows") or []:
         if row.get("speedup") is not None:
-            lines.append(f"| {_title(row['model'])}, training step ({row['dtype']}) | {row['batch_size']} | "
-                         f"{row['gflops_per_clip'] * row['gflops_ratio']:.1f} → {row['gflops_per_clip']:.1f} | "
-                         f"{row['clips_per_s'] / row['speedup']:.3f} → {row['clips_per_s']:.3f} | "
-                         f"{row['efficiency']:.2f} | – |")
+            lines.append([f"{_title(row['model'])}, training step ({row['dtype']})", row["batch_size"],
+                          f"{row['gflops_per_clip'] * row['gflops_ratio']:.1f} → {row['gflops_per_clip']:.1f}",
+                          f"{row['clips_per_s'] / row['speedup']:.3f} → {row['clips_per_s']:.3f}",
+                          f"{row['efficiency']:.2f}", "–"])
     fractions = [group["plain"]["matmul_fraction"] for group in _groups(rows).values() if "plain" in group]
-    text = "\n".join(lines)
+    text = _markdown(header, lines)
     name = os.path.basename(data.get("_path", "cpu_2threads.json"))
     text += f"\n\nHost: {host_line(data)}; fp32, one run ([docs/bench/{name}](docs/bench/{name})). "
     if "kernel_trials" not in data["meta"]:
@@ -299,10 +300,10 @@ def gpu_block(gpu: Optional[dict]) -> str:
     if gpu is None or not gpu.get("meta", {}).get("cuda"):
         return ("Not run on a GPU yet: no CUDA machine was available for this work. `make gpu-check` on one "
                 "writes docs/bench/gpu_check.json and this section is rendered from it.")
-    checks = ["| check | result | seconds | detail |", "|---|---|---|---|"]
-    for check in gpu["checks"]:
-        checks.append(f"| {check['name']} | {check['status']} | {check['seconds']:.1f} | {check.get('detail', '')} |")
-    text = f"On {host_line(gpu)}:\n\n" + "\n".join(checks)
+    checks = _markdown(["check", "result", "seconds", "detail"],
+                       [[check["name"], check["status"], f"{check['seconds']:.1f}", check.get("detail", "")]
+                        for check in gpu["checks"]])
+    text = f"On {host_line(gpu)}:\n\n" + checks
     if gpu.get("rows"):
         text += "\n\n" + speed_table(gpu["rows"])
     return text

@@ -600,15 +600,6 @@ def write_json(path: str, rows: Sequence[Row], meta: dict, **sections: Sequence)
 
 def markdown_table(rows: Sequence[Row]) -> str:
     """The rows as the table of docs/benchmarks.md."""
-    lines = ["| model | variant | batch | GFLOPs/clip | clips/s | latency (s) | peak mem (MB) | GFLOPs ratio | "
-             "speedup | efficiency | % of matmul | vs mmaction2 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        optional = [f"{value:.3f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
-                                                                              row.efficiency)]
-        memory = f"{row.peak_memory_mb:.0f}" if row.peak_memory_mb is not None else "–"
-        versus = f"{row.vs_mmaction:.3f}" if row.vs_mmaction is not None else "–"
-        lines.append(f"| {row.model} | {row.variant} | {row.batch_size} | {row.gflops_per_clip:.1f} | "
-                     f"{row.clips_per_s:.3f} | {row.latency_s:.3f} | {memory} | " + " | ".join(optional)
-                     + f" | {100 * row.matmul_fraction:.0f} | {versus} |")
-    return "\n".join(lines)
+    from experiments.bench_report import speed_table
+
+    return speed_table([asdict(row) for row in rows])

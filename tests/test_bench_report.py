@@ -70,3 +70,17 @@ def test_render_tool_check_mode_passes_on_the_committed_docs(path):
     from tool_helpers import load_tool
 
     assert load_tool("render_benchmarks").main(["--check", "--markdown", path]) == 0
+
+
+def test_a_gpu_check_run_renders_its_checks_and_rows():
+    from experiments.bench_report import gpu_block
+
+    gpu = {"meta": {"cuda": True, "environment": {"gpu": "NVIDIA H200", "cpu_count": 16, "processor": "x86",
+                                                  "torch": "2.13.0", "torch_threads": 16}},
+           "checks": [{"name": "ddp_step", "status": "passed", "seconds": 2.04, "detail": "nccl: max 0.0e+00"}],
+           "rows": [dict(row("no ATS", fraction=0.8), gflops_per_clip=195.8, latency_s=0.01, peak_memory_mb=512.0,
+                         gflops_ratio=None)]}
+    text = gpu_block(gpu)
+    assert text.startswith("On NVIDIA H200, 16 CPU cores")
+    assert "| ddp_step | passed | 2.0 | nccl: max 0.0e+00 |" in text
+    assert "| timesformer_base | no ATS | 1 | 195.8 | 0.500 | 0.010 | 512 |" in text

@@ -9,12 +9,8 @@ from experiments.train_benchmark import (TrainSpec, benchmark_training, largest_
 from video_ats.config import load_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("viz_one_thread")
 
 
 def tiny_cfg(*overrides):

@@ -10,12 +10,8 @@ import experiments.gpu_check as gpu_check
 from tool_helpers import load_tool
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("viz_one_thread")
 
 
 def test_the_cpu_half_runs_every_check_it_can_and_skips_the_cuda_ones(tmp_path, capsys):
