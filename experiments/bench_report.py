@@ -323,16 +323,27 @@ def block_names(text: str) -> List[str]:
     return [match.group("name") for match in _BLOCK.finditer(text)]
 
 
-def render_files(json_path: str, markdown_paths: Sequence[str], gpu_json: Optional[str] = None) -> List[str]:
-    """Rewrite the generated blocks of each Markdown file from the JSON; returns the files changed."""
+def generated_blocks(json_path: str, gpu_json: Optional[str] = None) -> Dict[str, str]:
+    """`blocks` of the JSON files (either may be absent)."""
     data = load(json_path)
     if data is not None:
         data["_path"] = json_path
-    generated = blocks(data, load(gpu_json) if gpu_json else None)
-    changed = []
-    for path in markdown_paths:
+    return blocks(data, load(gpu_json) if gpu_json else None)
+
+
+def _texts(paths: Sequence[str]) -> Dict[str, str]:
+    texts = {}
+    for path in paths:
         with open(path) as handle:
-            text = handle.read()
+            texts[path] = handle.read()
+    return texts
+
+
+def render_files(json_path: str, markdown_paths: Sequence[str], gpu_json: Optional[str] = None) -> List[str]:
+    """Rewrite the generated blocks of each Markdown file from the JSON; returns the files changed."""
+    generated = generated_blocks(json_path, gpu_json)
+    changed = []
+    for path, text in _texts(markdown_paths).items():
         new = replace_blocks(text, generated)
         if new != text:
             with open(path, "w") as handle:
@@ -343,16 +354,10 @@ def render_files(json_path: str, markdown_paths: Sequence[str], gpu_json: Option
 
 def stale_blocks(json_path: str, markdown_paths: Sequence[str], gpu_json: Optional[str] = None) -> List[str]:
     """``path:block`` for every generated block whose text differs from what the JSON gives."""
-    data = load(json_path)
-    if data is not None:
-        data["_path"] = json_path
-    generated = blocks(data, load(gpu_json) if gpu_json else None)
+    generated = generated_blocks(json_path, gpu_json)
     stale = []
-    for path in markdown_paths:
-        with open(path) as handle:
-            text = handle.read()
-        for match in _BLOCK.finditer(text):
-            name = match.group("name")
-            if name in generated and match.group("body").rstrip() != generated[name].rstrip():
-                stale.append(f"{path}:{name}")
+    for path, text in _texts(markdown_paths).items():
+        stale += [f"{path}:{match.group('name')}" for match in _BLOCK.finditer(text)
+                  if match.group("name") in generated
+                  and match.group("body").rstrip() != generated[match.group("name")].rstrip()]
     return stale
