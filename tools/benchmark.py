@@ -21,13 +21,16 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import asdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments.bench_report import memory_table, train_table  # noqa: E402
 from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
                                    load_average, markdown_table, write_json)
+from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
-from video_ats.models.linear_kernels import KERNELS  # noqa: E402
+from video_ats.models.linear_kernels import KERNELS, kernel_choices  # noqa: E402
 
 
 def main(argv=None):
@@ -70,9 +73,6 @@ def main(argv=None):
     parser.add_argument("overrides", nargs="*", help="KEY VALUE overrides applied to every config")
     args = parser.parse_intermixed_args(argv)
     import torch
-
-    from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair
-    from video_ats.models.linear_kernels import kernel_choices
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,6 +117,10 @@ def main(argv=None):
     elapsed = time.time() - start
     if rows:
         print(markdown_table(rows))
+    if train_rows:
+        print("\n" + train_table([asdict(row) for row in train_rows]))
+    if memory_rows:
+        print("\n" + memory_table([asdict(row) for row in memory_rows], train.memory_limit_gb))
     print(f"\n{elapsed:.0f} s; peak memory: {PeakMemory(torch.device(args.device)).what}")
 
 
