@@ -159,8 +159,7 @@ def default_linear(x: Tensor, layer: nn.Linear, activation: Optional[str], resid
     elementwise pass instead of the bias copy of ``addmm`` plus the addition), and the GELU
     runs in place (no second output of 4d-wide rows to allocate). Timed in turns against the
     plain sequence on the ViT-B shapes (one thread, 1,576 and 12,608 rows), it was faster on
-    each; the machine was shared at the time, so the figures are left to the benchmark's
-    trial table (docs/benchmarks.md).
+    each; the machine was shared at the time, so no figure is quoted here.
     """
     if fast_cpu_inference(x):
         return _default_inference(x, layer, activation, residual)
