@@ -45,7 +45,7 @@ from video_ats.ats import token_budget
 from video_ats.config import ats_options, build_model_from_cfg
 from video_ats.flops import gflops_from_stats, model_gflops
 from video_ats.models import build_model
-from video_ats.models.layers import _ONEDNN_LINEAR
+from video_ats.models.linear_kernels import KERNELS, linear_options, onednn_available, record_kernels
 from video_ats.models.timesformer import TimeSformer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,6 +78,9 @@ class Row:
     vs_mmaction: Optional[float] = None                 # no-ATS row: clips/s / mmaction2's clips/s
     rounds_s: List[float] = field(default_factory=list)
     matmul_gmacs_by_library: Dict[str, float] = field(default_factory=dict)
+    linear_kernel: Optional[str] = None                 # the kernel option our rows ran with
+    matmul_rows: Optional[int] = None                   # rows of the matmul reference (B x T x (1 + P))
+    linear_paths: Optional[Dict[str, Dict[str, int]]] = None   # layer -> {path: calls} in one forward
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,12 +204,14 @@ def _malloc_trim() -> None:
 
 
 def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.device, warmup: int, rounds: int,
-                   memory: Optional[Dict[str, PeakMemory]] = None) -> Dict[str, List[float]]:
+                   memory: Optional[Dict[str, PeakMemory]] = None,
+                   paths: Optional[Dict[str, dict]] = None) -> Dict[str, List[float]]:
     """Wall time of each candidate, one call of each per round, after ``warmup`` rounds.
 
     Peak memory is measured in one more, untimed round after the timed ones: the CPU meter
     hands freed heap back to the system first, which a timed call must not pay for, and by
-    then one-time work (e.g. prepacking weights) is done.
+    then one-time work (e.g. prepacking weights, the linear-kernel trials) is done. That
+    round also fills ``paths`` (when given): candidate -> {layer: {kernel path: calls}}.
 
     Returns:
         name -> the seconds of each timed round.
@@ -224,8 +229,10 @@ def time_in_rounds(candidates: Dict[str, Callable[[], object]], device: torch.de
             _sync(device)
             times[name].append(time.perf_counter() - start)
     for name, meter in (memory or {}).items():
-        with meter.measure():
+        with meter.measure(), record_kernels() as record:
             candidates[name]()
+        if paths is not None:
+            paths[name] = record
     return times
 
 
@@ -253,7 +260,7 @@ def matmul_reference(model: nn.Module, tokens: int, device: torch.device, dtype:
                 F.linear(inputs[w.shape[1]], w)
 
     runs = {"default": default}
-    if device.type == "cpu" and dtype == torch.float32 and _ONEDNN_LINEAR:
+    if device.type == "cpu" and dtype == torch.float32 and onednn_available():
         def onednn():
             with torch.inference_mode():
                 for w in weights:
@@ -323,11 +330,44 @@ class BenchmarkSpec:
     # with the row-wise layers on the padded batch and on the packed valid rows.
     adaptive: bool = False
     sharpen: float = 4.0
+    # The CPU linear-layer path of our models (video_ats.models.linear_kernels): "auto" picks
+    # per shape by a timed trial; with compare_kernels, the model without ATS is also timed
+    # with each path forced, as extra rows in the same rounds.
+    linear_kernel: str = "auto"
+    compare_kernels: bool = False
 
 
 def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = print) -> List[Row]:
     """Time one model config without and with ATS at every batch size and dtype of ``spec``."""
     device = torch.device(spec.device)
+    plain, with_ats, ats, variant = build_pair(cfg, spec)
+    reference = None
+    if spec.mmaction and not spec.adaptive:
+        reference, why_not = mmaction_timesformer(plain)
+        if reference is None:
+            log(f"[benchmark] {cfg.MODEL.NAME}: no mmaction2 comparison: {why_not}")
+        else:
+            reference.to(device)
+    name = cfg.MODEL.NAME
+    rows: List[Row] = []
+    for dtype_name in spec.dtypes:
+        dtype = DTYPES[dtype_name]
+        for batch_size in spec.batch_sizes:
+            rows.extend(_benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device,
+                                         dtype_name, dtype, spec, log))
+    return rows
+
+
+def build_pair(cfg, spec: BenchmarkSpec) -> tuple:
+    """The config's model without ATS and the same weights with the benchmark's ATS, in eval
+    mode on ``spec.device``.
+
+    Returns:
+        (plain, with_ats, the ATS options dict, the ATS variant's name).
+    """
+    device = torch.device(spec.device)
+    if spec.linear_kernel not in KERNELS:
+        raise ValueError(f"unknown linear kernel {spec.linear_kernel!r}; valid kernels are {list(KERNELS)}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda given but CUDA is not available")
     torch.manual_seed(spec.seed)
@@ -343,24 +383,10 @@ def benchmark_config(cfg, spec: BenchmarkSpec, log: Callable[[str], None] = prin
     with_ats.load_state_dict(plain.state_dict())
     plain.to(device)
     with_ats.to(device)
-    reference = None
-    if spec.mmaction and not spec.adaptive:
-        reference, why_not = mmaction_timesformer(plain)
-        if reference is None:
-            log(f"[benchmark] {cfg.MODEL.NAME}: no mmaction2 comparison: {why_not}")
-        else:
-            reference.to(device)
-    name = cfg.MODEL.NAME
     variant = f"ATS {ats['sampler']} ratio {ats['ratio']:g}" if "ratio" in ats else f"ATS {ats}"
     if ats.get("grid", "midpoint") != "midpoint":
         variant += f" ({ats['grid']} grid)"
-    rows: List[Row] = []
-    for dtype_name in spec.dtypes:
-        dtype = DTYPES[dtype_name]
-        for batch_size in spec.batch_sizes:
-            rows.extend(_benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size, device,
-                                         dtype_name, dtype, spec, log))
-    return rows
+    return plain, with_ats, ats, variant
 
 
 def _overrides(cfg) -> dict:
@@ -383,7 +409,8 @@ def _ats_for_benchmark(cfg, plain: nn.Module, spec: BenchmarkSpec) -> dict:
                 scope=cfg.ATS.SCOPE, score=cfg.ATS.SCORE, grid=cfg.ATS.GRID)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype):
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    """Autocast to ``dtype`` on ``device``; nothing for fp32."""
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -435,6 +462,9 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
     packing = {f"{variant}, padded": 1.0, f"{variant}, packed": with_ats.pack_min_padding} \
         if spec.adaptive else {variant: None}
     runners.update({key: with_ats for key in packing})
+    # variant name -> the linear kernel forced on it (others: spec.linear_kernel)
+    forced = {f"no ATS, {kernel} path": kernel for kernel in KERNELS[1:]} if spec.compare_kernels else {}
+    runners.update({key: plain for key in forced})
     if reference is not None:
         runners["mmaction2"] = reference
     models = dict(runners)                       # the modules themselves, whose options a run sets
@@ -442,13 +472,13 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
         # ATS changes the token count per batch: compile with dynamic shapes.
         runners = {key: torch.compile(module, dynamic=key != "no ATS") for key, module in runners.items()}
 
-    def forward(module, model, pack_min_padding=None):
+    def forward(module, model, pack_min_padding=None, kernel=spec.linear_kernel):
         def run():
             default = getattr(model, "pack_min_padding", None)
             if pack_min_padding is not None:
                 model.pack_min_padding = pack_min_padding
             try:
-                with torch.inference_mode(), _autocast(device, dtype):
+                with torch.inference_mode(), autocast_context(device, dtype), linear_options(kernel=kernel):
                     return module(video)
             finally:
                 if pack_min_padding is not None:
@@ -457,12 +487,14 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
 
     matmuls, matmul_macs = matmul_reference(plain, tokens_per_forward(plain, batch_size), device,
                                             dtype if device.type == "cuda" or dtype == torch.float32 else torch.float32)
-    candidates = {key: forward(module, models[key], packing.get(key)) for key, module in runners.items()}
+    candidates = {key: forward(module, models[key], packing.get(key), forced.get(key, spec.linear_kernel))
+                  for key, module in runners.items()}
     candidates.update({f"matmul {library}": run for library, run in matmuls.items()})
     memory = {key: PeakMemory(device) for key in runners}
     log(f"[benchmark] {name} batch {batch_size} {dtype_name}{' compiled' if spec.compile else ''}: "
         f"{spec.warmup} warm-up + {spec.rounds} rounds of {list(candidates)}")
-    times = time_in_rounds(candidates, device, spec.warmup, spec.rounds, memory)
+    paths: Dict[str, dict] = {}
+    times = time_in_rounds(candidates, device, spec.warmup, spec.rounds, memory, paths)
 
     with torch.inference_mode():
         with_ats(video)
@@ -487,7 +519,10 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
                   latency_s=latency, clips_per_s=clips, peak_memory_mb=memory[key].peak_mb,
                   gflops_per_clip=gflops, achieved_gmacs_per_s=gflops * clips, matmul_gmacs_per_s=matmul_rate,
                   matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]),
-                  matmul_gmacs_by_library=dict(matmul_rates))
+                  matmul_gmacs_by_library=dict(matmul_rates), matmul_rows=tokens_per_forward(plain, batch_size))
+        if key != "mmaction2":
+            row.linear_kernel = forced.get(key, spec.linear_kernel)
+            row.linear_paths = layer_paths(runners[key], paths.get(key, {}))
         if key in packing:
             row.ats = dict(ats)
             row.kept_per_stage = kept
@@ -506,11 +541,33 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
     return rows
 
 
+def layer_paths(model: nn.Module, record: Dict[nn.Module, Dict[str, int]]) -> Dict[str, Dict[str, int]]:
+    """`record_kernels`' counts by layer name, blocks merged: {"blocks.*.mlp.fc1": {"onednn": 12}, ...}."""
+    import re
+
+    names = {module: name for name, module in model.named_modules()}
+    merged: Dict[str, Dict[str, int]] = {}
+    for layer, calls in record.items():
+        name = re.sub(r"(^|\.)blocks\.\d+\.", r"\1blocks.*.", names.get(layer, "?"))
+        for kernel, count in calls.items():
+            merged.setdefault(name, {})
+            merged[name][kernel] = merged[name].get(kernel, 0) + count
+    return dict(sorted(merged.items()))
+
+
+def load_average() -> Optional[List[float]]:
+    """/proc/loadavg's 1, 5 and 15-minute load averages (None where there is none)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/loadavg") as handle:
+            return [float(value) for value in handle.read().split()[:3]]
+    return None
+
+
 def environment(device: str) -> dict:
     """The machine, for the JSON."""
     info = {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "processor": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": device}
+            "device": device, "onednn": onednn_available()}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -525,26 +582,22 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def write_json(path: str, rows: Sequence[Row], meta: dict) -> None:
+def write_json(path: str, rows: Sequence[Row], meta: dict, **sections: Sequence) -> None:
+    """``{"meta": meta, "rows": [...], **sections}`` to ``path`` (atomically); dataclass items
+    of the rows and sections are written as dicts."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     temporary = f"{path}.tmp"
+    data = {"meta": meta, "rows": [asdict(row) for row in rows]}
+    data.update({name: [asdict(item) if hasattr(item, "__dataclass_fields__") else item for item in items]
+                 for name, items in sections.items()})
     with open(temporary, "w") as handle:
-        json.dump({"meta": meta, "rows": [asdict(row) for row in rows]}, handle, indent=1)
+        json.dump(data, handle, indent=1)
     os.replace(temporary, path)
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
     """The rows as the table of docs/benchmarks.md."""
-    lines = ["| model | variant | batch | GFLOPs/clip | clips/s | latency (s) | peak mem (MB) | GFLOPs ratio | "
-             "speedup | efficiency | % of matmul | vs mmaction2 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        optional = [f"{value:.3f}" if value is not None else "–" for value in (row.gflops_ratio, row.speedup,
-                                                                              row.efficiency)]
-        memory = f"{row.peak_memory_mb:.0f}" if row.peak_memory_mb is not None else "–"
-        versus = f"{row.vs_mmaction:.3f}" if row.vs_mmaction is not None else "–"
-        lines.append(f"| {row.model} | {row.variant} | {row.batch_size} | {row.gflops_per_clip:.1f} | "
-                     f"{row.clips_per_s:.3f} | {row.latency_s:.3f} | {memory} | " + " | ".join(optional)
-                     + f" | {100 * row.matmul_fraction:.0f} | {versus} |")
-    return "\n".join(lines)
+    from experiments.bench_report import speed_table
+
+    return speed_table([asdict(row) for row in rows])

@@ -204,3 +204,16 @@ def viz_overrides(viz_dataset, viz_checkpoint, tmp_path):
         "DATA.SAMPLING_RATE", "4", "TEST.NUM_SPATIAL_CROPS", "1", "TEST.BATCH_SIZE", "6",
         "DATA_LOADER.NUM_WORKERS", "0", "TEST.CHECKPOINT_FILE", str(viz_checkpoint),
     ]
+
+
+# Model fixtures: run a test once per forced CPU linear-layer path.
+
+
+@pytest.fixture(params=["default", "onednn"])
+def each_linear_kernel(request):
+    """The test body runs with the linear layers forced onto one path, "default" (F.linear)
+    or "onednn" (fused; where it cannot run, e.g. under autograd, the default path is taken)."""
+    from video_ats.models.linear_kernels import linear_options
+
+    with linear_options(kernel=request.param):
+        yield request.param

@@ -145,9 +145,7 @@ def code_files():
 
 # Private names still imported across modules, each with the change that removes it. The list
 # must match exactly, so an entry left behind after the fix fails too.
-KNOWN_PRIVATE_IMPORTS = {
-    ("experiments/benchmark.py", "video_ats.models.layers", "_ONEDNN_LINEAR"),   # the kernel option (#16)
-}
+KNOWN_PRIVATE_IMPORTS = set()
 
 
 def test_no_private_name_is_imported_across_modules():

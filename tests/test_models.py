@@ -8,6 +8,7 @@ from video_ats import build_model
 from video_ats.ats import SAMPLERS, SCOPES
 
 
+@pytest.mark.usefixtures("each_linear_kernel")
 @pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("name", BACKBONES)
 def test_keeping_every_token_gives_the_plain_model(name, scope):
@@ -25,6 +26,7 @@ SAMPLINGS = {sampler: dict(sampler=sampler) for sampler in SAMPLERS}
 SAMPLINGS["its_official_grid"] = dict(sampler="its", grid="official")
 
 
+@pytest.mark.usefixtures("each_linear_kernel")
 @pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("name", BACKBONES)
@@ -135,6 +137,7 @@ def test_every_preset_builds(name):
     assert model.ats_blocks()
 
 
+@pytest.mark.usefixtures("each_linear_kernel")
 @pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("name", BACKBONES)
 def test_running_only_the_valid_rows_gives_the_padded_result(name, scope, monkeypatch):

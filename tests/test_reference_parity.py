@@ -14,6 +14,9 @@ from video_ats.checkpoint import checkpoint_num_classes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
+# Every parity test holds on each CPU linear-layer path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_linear_kernel")
+
 
 def load(name):
     return torch.load(FIXTURES / f"{name}.pt", weights_only=False)

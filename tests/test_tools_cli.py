@@ -36,7 +36,9 @@ def user_error_arguments(tmp_path):
         "make_synthetic": [str(blocker / "data")],
         "study": ["--report-only", "--output-dir", missing],
         "visualize": ["--cfg", missing, "--video", missing],
-        "predict": ["--cfg", missing, missing],             # (issue #17's tool, where it exists)
+        "predict": ["--cfg", missing, missing],
+        "gpu_check": ["--device", "cpu", "--models", "no_such_input"],
+        "render_benchmarks": ["--json", missing, "--markdown", missing],
     }
 
 

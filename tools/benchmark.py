@@ -1,30 +1,39 @@
 #!/usr/bin/env python
-"""Clips/s, latency and peak memory without and with ATS (and mmaction2's TimeSformer).
+"""Clips/s, latency and peak memory without and with ATS (and mmaction2's TimeSformer);
+with --train a full training step, with --memory the memory table.
 
     python tools/benchmark.py --cfg configs/kinetics400/timesformer_base.yaml \
         --cfg configs/kinetics600/xvit_b16_16.yaml --saving 0.4 --batch-sizes 1 8 --json bench.json
+    python tools/benchmark.py --cfg ... --saving 0.4 --train --memory --json bench.json  # + training, memory
     python tools/benchmark.py --cfg ... --ratio 0.72                    # fixed budget: topk at 0.72
     python tools/benchmark.py --cfg ... ATS.ENABLE True ATS.RATIO 0.8   # the config's own ATS
+    python tools/benchmark.py --cfg ... --linear-kernel default --compare-kernels   # CPU linear paths
     python tools/benchmark.py --cfg ... --device cuda --dtypes fp32 bf16 fp16 --compile
     python tools/benchmark.py --cfg ... --adaptive --sampler its --ratio 1.0 --batch-sizes 8   # padding
     python tools/benchmark.py --cfg ... --sampler its --ratio 1.0 ATS.GRID official  # the released ATS grid
 
-Random weights; every candidate is timed in turns (one forward each per round) after warm-up,
-and the medians are reported. See docs/benchmarks.md for what each column means.
+Random weights; every candidate is timed in turns (one call each per round) after warm-up,
+and the medians are reported. `make bench` runs the recorded command and renders the tables
+of docs/benchmarks.md and README.md from its JSON (tools/render_benchmarks.py). See
+docs/benchmarks.md for what each column means.
 """
 
 import argparse
 import os
 import sys
 import time
+from dataclasses import asdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments.bench_report import memory_table, train_table  # noqa: E402
 from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
-                                 markdown_table, write_json)
+                                   load_average, markdown_table, write_json)
+from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair  # noqa: E402
 from video_ats.ats import SAMPLERS  # noqa: E402
 from video_ats.cli import run_tool  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
+from video_ats.models.linear_kernels import KERNELS, kernel_choices  # noqa: E402
 
 
 def main(argv=None):
@@ -48,7 +57,22 @@ def main(argv=None):
                              "with the padded and with the packed row-wise layers")
     parser.add_argument("--sharpen", type=float, default=4.0, help="q/k scale for --adaptive")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--linear-kernel", default="auto", choices=KERNELS,
+                        help="CPU linear-layer path of our models: auto (timed trial per shape), default, onednn")
+    parser.add_argument("--compare-kernels", action="store_true",
+                        help="also time the model without ATS with each linear path forced (extra rows)")
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference timing")
+    parser.add_argument("--train", action="store_true", help="time a training step without and with ATS")
+    parser.add_argument("--train-batch-size", type=int, default=2)
+    parser.add_argument("--train-dtype", choices=sorted(DTYPES), default=None,
+                        help="autocast dtype of the training step (default: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--memory", action="store_true",
+                        help="inference memory at --memory-batch-sizes and the largest training batch within "
+                             "--memory-limit-gb")
+    parser.add_argument("--memory-batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--memory-limit-gb", type=float, default=8.0)
+    parser.add_argument("--json", help="write the rows here (rewritten after every part, so a killed run keeps "
+                                       "what it finished)")
     parser.add_argument("overrides", nargs="*", help="KEY VALUE overrides applied to every config")
     args = parser.parse_intermixed_args(argv)
     import torch
@@ -59,19 +83,48 @@ def main(argv=None):
     spec = BenchmarkSpec(batch_sizes=args.batch_sizes, ratio=args.ratio, saving=args.saving, sampler=args.sampler,
                          warmup=args.warmup, rounds=args.rounds, device=args.device, dtypes=dtypes,
                          compile=args.compile, mmaction=not args.no_mmaction, adaptive=args.adaptive,
-                         sharpen=args.sharpen)
-    start = time.time()
-    rows = []
-    for path in args.cfg:
-        rows.extend(benchmark_config(load_config(path, args.overrides), spec))
-    elapsed = time.time() - start
-    print(markdown_table(rows))
-    print(f"\n{elapsed:.0f} s; peak memory: {PeakMemory(torch.device(args.device)).what}")
-    if args.json:
+                         sharpen=args.sharpen, linear_kernel=args.linear_kernel,
+                         compare_kernels=args.compare_kernels)
+    train = TrainSpec(batch_size=args.train_batch_size, dtype=args.train_dtype, warmup=args.warmup,
+                      rounds=args.rounds, memory_batch_sizes=tuple(args.memory_batch_sizes),
+                      memory_limit_gb=args.memory_limit_gb)
+    start, load_before = time.time(), load_average()
+    rows, train_rows, memory_rows = [], [], []
+
+    def save():
+        if not args.json:
+            return
         meta = {"command": " ".join(["python", "tools/benchmark.py"] + (argv or sys.argv[1:])),
-                "environment": environment(args.device), "spec": vars(spec), "elapsed_s": elapsed,
-                "memory": PeakMemory(torch.device(args.device)).what}
-        write_json(args.json, rows, meta)
+                "environment": environment(args.device), "spec": vars(spec), "train_spec": vars(train),
+                "elapsed_s": time.time() - start, "memory": PeakMemory(torch.device(args.device)).what,
+                "loadavg": {"before": load_before, "after": load_average()}, "kernel_trials": kernel_choices()}
+        write_json(args.json, rows, meta, train_rows=train_rows, memory_rows=memory_rows)
+
+    for path in args.cfg:
+        cfg = load_config(path, args.overrides)
+        config_rows = [] if args.no_inference else benchmark_config(cfg, spec)
+        rows.extend(config_rows)
+        save()
+        totals, pair = {}, None
+        if args.train:
+            pair = training_pair(cfg, spec)           # the memory search reuses it (momentum allocated)
+            timed, totals = benchmark_training(cfg, spec, train, pair=pair)
+            train_rows.extend(timed)
+            save()
+        if args.memory:
+            measured = {("inference", row.variant, row.batch_size): row.peak_memory_mb for row in config_rows
+                        if row.implementation == "video_ats" and row.dtype == dtypes[0] and not row.compiled}
+            memory_rows.extend(memory_config(cfg, spec, train, measured, totals, pair=pair))
+            save()
+        del pair
+    elapsed = time.time() - start
+    if rows:
+        print(markdown_table(rows))
+    if train_rows:
+        print("\n" + train_table([asdict(row) for row in train_rows]))
+    if memory_rows:
+        print("\n" + memory_table([asdict(row) for row in memory_rows], train.memory_limit_gb))
+    print(f"\n{elapsed:.0f} s; peak memory: {PeakMemory(torch.device(args.device)).what}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ Module and parameter names follow the official TimeSformer / XViT code (``patch_
 
 from __future__ import annotations
 
-import weakref
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from .linear_kernels import linear, resolve_kernel
 
 
 class PatchEmbed(nn.Module):
@@ -30,75 +31,6 @@ class PatchEmbed(nn.Module):
         frames = rearrange(video, "b c t h w -> (b t) c h w")
         patches = self.proj(frames)
         return rearrange(patches, "(b t) d gh gw -> b t (gh gw) d", b=video.shape[0])
-
-
-def _onednn_linear_available() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_ONEDNN_LINEAR = _onednn_linear_available()
-
-# Keep each linear layer's weight also in oneDNN's blocked layout (reordered once, then reused:
-# 3-7 % faster than passing the plain weight, which oneDNN reorders on every call; bit-identical
-# results). Costs a second copy of the linear weights while the model runs inference on CPU.
-PREPACK_WEIGHTS = True
-_PACKED_WEIGHTS: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()
-
-
-def _onednn_weight(layer: nn.Linear) -> Tensor:
-    """The layer's weight for oneDNN: prepacked and cached until the weight changes."""
-    weight = layer.weight
-    if not PREPACK_WEIGHTS:
-        return weight
-    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
-    cached = _PACKED_WEIGHTS.get(layer)
-    if cached is None or cached[0] != key:                   # first use, new weights or an in-place update
-        cached = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
-        _PACKED_WEIGHTS[layer] = cached
-    return cached[1]
-
-
-def _use_onednn(x: Tensor, layer: nn.Linear, residual: Optional[Tensor]) -> bool:
-    """Whether `linear` may call oneDNN: CPU fp32 inference, eager, nothing to differentiate."""
-    return (_ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == torch.float32
-            and layer.weight.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and (residual is None or (residual.shape[:-1] == x.shape[:-1] and residual.dtype == x.dtype)))
-
-
-def linear(x: Tensor, layer: nn.Linear, activation: Optional[str] = None, residual: Optional[Tensor] = None) -> Tensor:
-    """``residual + act(layer(x))``, in one oneDNN call for CPU fp32 inference.
-
-    On CPU, oneDNN's fp32 GEMM is faster than the default (MKL) path on the machines we
-    measured, and it applies the bias, the GELU and the residual addition while the output is
-    in cache instead of in extra passes over memory (docs/benchmarks.md). Anywhere else
-    (autograd, CUDA, other dtypes, autocast, tracing for fvcore, torch.compile) this is
-    ``F.linear`` followed by the same operations.
-
-    Args:
-        x: (..., in_features).
-        activation: None or "gelu" (exact, erf-based, as nn.GELU).
-        residual: None or (..., out_features), added after the activation-free linear
-            (``activation`` must then be None).
-    Returns:
-        (..., out_features).
-    """
-    if activation not in (None, "gelu") or (activation is not None and residual is not None):
-        raise ValueError(f"linear supports activation None or 'gelu' without a residual, got {activation!r}")
-    if _use_onednn(x, layer, residual):
-        weight = _onednn_weight(layer)
-        if residual is not None:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, layer.bias, "add")
-        return torch.ops.mkldnn._linear_pointwise(x, weight, layer.bias, activation or "none", [],
-                                                  "none" if activation else "")
-    out = F.linear(x, layer.weight, layer.bias)
-    if activation == "gelu":
-        out = F.gelu(out)
-    return out if residual is None else residual + out
 
 
 def init_vit_weights(model: nn.Module) -> None:
@@ -128,7 +60,8 @@ class Mlp(nn.Module):
 
     # On the oneDNN path, large inputs run in chunks of this many rows, so that each chunk's
     # hidden activations (rows x 4d) stay in cache between fc1 and fc2 instead of making a
-    # round trip through memory (5 % more GEMM throughput at 12,608 rows; bit-identical).
+    # round trip through memory (5 % more GEMM throughput at 12,608 rows; bit-identical, the
+    # layers are row-wise). The default path gained nothing from it (-1 to -3 % at one thread).
     CHUNK_ROWS = 1024
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
@@ -137,7 +70,7 @@ class Mlp(nn.Module):
             out = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
             return out if residual is None else residual + out
         rows = x.reshape(-1, x.shape[-1])
-        if residual is None or len(rows) < 2 * self.CHUNK_ROWS or not _use_onednn(x, self.fc1, None):
+        if residual is None or len(rows) < 2 * self.CHUNK_ROWS or resolve_kernel(x, self.fc1, "gelu")[0] != "onednn":
             return linear(linear(x, self.fc1, "gelu"), self.fc2, residual=residual)
         residual_rows = residual.reshape(len(rows), -1)
         out = torch.empty_like(residual_rows)
