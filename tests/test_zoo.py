@@ -17,16 +17,6 @@ TOLERANCE = 2.0   # points of top-1, as issue #13 asks
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """The zoo is checked on one thread (its top-1 is the same on two, measured: docs/zoo.md);
-    on 2 shared cores a second thread mostly waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def check_subset(tmp_path_factory):
     return write_check_subset(MANIFEST, tmp_path_factory.mktemp("zoo_check") / "data")
 
@@ -64,7 +54,7 @@ def test_a_checkpoint_loads_into_a_float32_model(name):
 
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_a_checkpoint_still_scores_its_recorded_top1_on_the_check_subset(name, check_subset, tmp_path, one_thread):
+def test_a_checkpoint_still_scores_its_recorded_top1_on_the_check_subset(name, check_subset, tmp_path, viz_one_thread):
     entry = ENTRIES[name]
     result = evaluate_checkpoint(entry["config"], ROOT / entry["file"], check_subset, tmp_path)
     assert result["num_videos"] == MANIFEST["check_subset"]["num_videos"] and result["views_per_video"] == 3
