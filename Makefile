@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 TORCH ?= torch==2.13.0
 EXTRAS ?= test
 
-.PHONY: install demo test bench gpu-check
+.PHONY: install demo test bench gpu-check zoo
 
 install:
 	$(PIP) install -q $(TORCH)
@@ -30,3 +30,7 @@ bench:
 # without CUDA, the CPU half only.
 gpu-check:
 	$(PYTHON) tools/gpu_check.py
+# The model zoo from nothing: the synthetic benchmark, tiny TimeSformer and tiny XViT for seeds 0, 1, 2,
+# zoo/*.pt and zoo/manifest.json (docs/zoo.md; about 75 minutes on 2 cores, two runs at a time).
+zoo: install
+	$(PYTHON) experiments/zoo.py

@@ -1,128 +1,134 @@
-"""The embedded default: everything end to end on a synthetic dataset, on a CPU, in minutes.
+"""The embedded default (`make demo`): a shipped zoo model with and without ATS, in about a minute.
 
-1. Write (or reuse) a small synthetic dataset in Kinetics layout.
-2. Train a tiny TimeSformer without ATS.
-3. Test it with 1x3 views: without ATS, with ATS off-the-shelf, and after a short ATS
-   fine-tune (SGD, the paper's recipe scaled down).
-4. Print one table: top-1, GFLOPs per view, clips/s, mean kept tokens.
+1. Write 16 validation clips per class of the zoo's synthetic benchmark (byte-identical to the
+   first 16 of each class of the split the zoo was scored on; docs/zoo.md).
+2. Load the tiny TimeSformer of the zoo (zoo/timesformer_tiny_seed0.pt, trained without ATS).
+3. Test it with 1x3 views without ATS, then with ATS off-the-shelf (no training) at three
+   budgets: what inverse transform sampling with this project's midpoint grid spends at ratio
+   1.0, 0.85 and 0.7 (ATS is adaptive: a trained model at ratio 1.0 already drops what its
+   attention ignores). At each budget the released code's official grid, top-K and random are
+   matched to it, their ratio calibrated on 24 of the views (GFLOPs only, no labels).
+4. Print one table (top-1, GFLOPs per view and its share, clips/s, kept tokens per ATS stage),
+   write demo.json and an accuracy-against-GFLOPs figure (PNG) into the output folder.
 
-Every step is cached in the output folder (training resumes from its checkpoints, and a
-finished run is not repeated), so a second run only re-tests.
+    python tools/demo.py                 # runs/demo/demo.json, runs/demo/demo.png (make demo)
+    python tools/demo.py --publish       # also docs/demo.json, docs/figures/demo.png, the README table
+
+Every number but clips/s is the same on every machine and thread count (deterministic data,
+weights and sampling); clips/s is this machine's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import time
-from typing import List, Optional
+from pathlib import Path
+from typing import Sequence
 
-from video_ats.config import load_config
-from video_ats.data import make_synthetic_dataset
-from video_ats.engine import test, train
-from video_ats.engine.checkpointing import latest_checkpoint
-from video_ats.engine.tester import write_json
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout
 
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "synthetic",
-                      "timesformer_tiny_48.yaml")
+import torch  # noqa: E402
 
-# The synthetic dataset of the demo: 6 motion classes, plain to cluttered backgrounds.
-DEMO_DATA = dict(classes=("move sideways", "bounce up and down", "spin", "circle", "pulse", "stay still"),
-                 videos_per_class={"train": 80, "val": 16}, num_frames=32, height=64, width=86, fps=16,
-                 object_size=0.3, clutter_levels=(0, 1, 2), seed=0)
-# The baseline trains 24 epochs, as the sampling study's: with the config's 12 the model sat at
-# chance on this data (17.7 % top-1 on a fresh clone); with 24 it reached 41.7 % (fresh clone,
-# 2 threads) and 61.5 % (one thread per process), measured.
-DEMO_EPOCHS = ["SOLVER.MAX_EPOCH", "24"]
-# ATS in blocks 3, 4, 5 of the tiny model: inverse transform sampling, budget half the positions.
-DEMO_ATS = ["ATS.ENABLE", "True", "ATS.RATIO", "0.5", "ATS.SAMPLER", "its", "ATS.SCOPE", "tube"]
-# The short ATS fine-tune: SGD from the baseline, low learning rate, cosine, as the paper does.
-DEMO_FINETUNE = ["SOLVER.BASE_LR", "0.002", "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.0",
-                 "SOLVER.OPTIMIZER", "sgd"]
+from experiments.zoo import read_manifest, write_check_subset  # noqa: E402
+from experiments.zoo_eval import RULES, at_budgets, full_gflops, load_eval_set, without_ats, zoo_model  # noqa: E402
+from video_ats.config import load_config  # noqa: E402
+
+MODEL = "timesformer_tiny_seed0"
+VIDEOS_PER_CLASS = 16
+BUDGETS = (1.0, 0.85, 0.7)   # ratios of its (midpoint), the anchor of each budget
+README_MARKERS = ("<!-- demo:table -->", "<!-- /demo:table -->")
 
 
-def run_demo(data_root: str = "cache/synthetic_demo", output_dir: str = "runs/demo", progress: bool = True,
-             extra_overrides: Optional[List[str]] = None, data: Optional[dict] = None) -> dict:
-    """Run the demo; returns {"rows": [...], "table": str} and writes output_dir/demo_results.json.
-
-    ``data`` replaces DEMO_DATA (keyword arguments of `make_synthetic_dataset`, with ``classes``),
-    ``extra_overrides`` are KEY VALUE config overrides for every step (the tests shrink the run).
-    """
-    data = dict(DEMO_DATA if data is None else data)
-    start = time.perf_counter()
-    extra = list(extra_overrides or [])
+def run_demo(output_dir: str = "runs/demo", data_root: str = "cache/synthetic_demo", model: str = MODEL,
+             videos_per_class: int = VIDEOS_PER_CLASS, budgets: Sequence[float] = BUDGETS,
+             rules: Sequence[str] = tuple(RULES), progress: bool = True) -> dict:
+    """Run the demo; returns the summary written to ``output_dir``/demo.json (rows and table)."""
     say = print if progress else (lambda *args, **kwargs: None)
-    say(f"[1/5] synthetic dataset in {data_root}")
-    make_synthetic_dataset(data_root, **data)
-    common = ["DATA.PATH_TO_DATA_DIR", data_root, "MODEL.NUM_CLASSES", str(len(data["classes"]))] + extra
-
-    baseline_dir = os.path.join(output_dir, "baseline")
-    say(f"[2/5] training a tiny TimeSformer without ATS -> {baseline_dir}")
-    train(load_config(CONFIG, DEMO_EPOCHS + common + ["OUTPUT_DIR", baseline_dir]), progress=progress)
-    baseline = latest_checkpoint(baseline_dir)
-
-    rows = []
-    say("[3/5] 1x3-view test without ATS, and with ATS off-the-shelf")
-    for name, ats in (("no ATS", []), ("ATS off-the-shelf", DEMO_ATS)):
-        folder = os.path.join(output_dir, "test_" + name.replace(" ", "_").replace("-", "_").lower())
-        cfg = load_config(CONFIG, common + ats + ["OUTPUT_DIR", folder, "TEST.CHECKPOINT_FILE", baseline])
-        rows.append(_row(name, test(cfg, progress=progress)))
-
-    finetune_dir = os.path.join(output_dir, "ats_finetune")
-    say(f"[4/5] fine-tuning with ATS (SGD) -> {finetune_dir}")
-    cfg = load_config(CONFIG, common + DEMO_ATS + DEMO_FINETUNE + ["OUTPUT_DIR", finetune_dir,
-                                                                     "MODEL.PRETRAINED", baseline])
-    train(cfg, progress=progress)
-    say("[5/5] 1x3-view test after the ATS fine-tune")
-    cfg = load_config(CONFIG, common + DEMO_ATS + ["OUTPUT_DIR", os.path.join(output_dir, "test_ats_finetuned"),
-                                                     "TEST.CHECKPOINT_FILE", latest_checkpoint(finetune_dir)])
-    rows.append(_row("ATS fine-tuned", test(cfg, progress=progress)))
-
-    table = format_table(rows, tokens_per_block=_tokens_per_block(cfg))
-    summary = {"rows": rows, "table": table, "seconds": time.perf_counter() - start,
-               "data": data, "ats": DEMO_ATS}
-    write_json(os.path.join(output_dir, "demo_results.json"), summary)
+    start = time.perf_counter()
+    manifest = read_manifest()
+    entry = next(entry for entry in manifest["models"] if entry["name"] == model)
+    say(f"[1/3] {videos_per_class} validation clips per class of the zoo's benchmark -> {data_root}")
+    write_check_subset({**manifest, "check_subset": {"videos_per_class": videos_per_class}}, data_root)
+    config = str(ROOT / entry["config"])
+    cfg = load_config(config, ["DATA.PATH_TO_DATA_DIR", str(data_root)])
+    eval_set = load_eval_set(cfg)
+    say(f"[2/3] {entry['file']} ({entry['model']}, top-1 {entry['top1']:.1f} on the full validation split)")
+    network = zoo_model(config, str(ROOT / entry["file"]))
+    full = full_gflops(network)
+    rows = [{"setting": "no ATS", "rule": "none", "level": None, "target_fraction": 1.0, "ratio": None, "calibrated": None,
+             **without_ats(network, eval_set), "gflops_fraction": 1.0}]
+    say(f"[3/3] ATS off-the-shelf: {len(rules)} rules x {len(budgets)} budgets")
+    for row in at_budgets(network, eval_set, full, budgets, rules):
+        rows.append({"setting": f"{row['rule']} @ {row['target_fraction']:.0%}", **row})
+        say(f"      {rows[-1]['setting']:<22} ratio {row['ratio']:.4f}  top-1 {row['top1']:5.1f}  "
+            f"{row['gflops_fraction']:.1%} GFLOPs")
+    summary = {"model": entry["name"], "checkpoint": entry["file"], "sha256": entry["sha256"],
+               "config": entry["config"], "videos_per_class": videos_per_class, "num_videos": eval_set.num_videos,
+               "views_per_video": eval_set.views_per_video, "budgets": list(budgets), "rules": list(rules),
+               "full_gflops_per_view": full, "blocks": list(network.ats.blocks), "rows": rows,
+               "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - start, 1)}
+    summary["table"] = format_table(summary)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "demo.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+        handle.write("\n")
+    plot_demo(summary, os.path.join(output_dir, "demo.png"))
     return summary
 
 
-def _row(name: str, results: dict) -> dict:
-    stages = results["kept_tokens_per_stage"]
-    return {"setting": name, "top1": results["top1"], "top5": results["top5"],
-            "gflops_per_view": results["gflops_per_view_mean"], "clips_per_second": results["clips_per_second"],
-            "kept_tokens": [round(stage["mean_kept_tokens"], 1) for stage in stages],
-            "num_videos": results["num_videos"], "views_per_video": results["views_per_video"]}
-
-
-def _tokens_per_block(cfg) -> int:
-    """Patch tokens a block of the config's model sees without ATS (positions x frames)."""
-    from video_ats.config import build_model_from_cfg
-
-    model = build_model_from_cfg(cfg)
-    return (model.pos_embed.shape[1] - 1) * model.num_frames
-
-
-def format_table(rows: List[dict], tokens_per_block: Optional[int] = None) -> str:
-    """A plain-text table of the demo's rows."""
-    base = rows[0]["gflops_per_view"]
-    header = f"{'setting':<20} {'top-1':>6} {'top-5':>6} {'GFLOPs/view':>12} {'vs no ATS':>9} {'clips/s':>8}  kept tokens (blocks 3,4,5)"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        kept = ", ".join(f"{k:.0f}" for k in row["kept_tokens"]) or (
-            f"all ({tokens_per_block} per block)" if tokens_per_block else "all")
-        lines.append(f"{row['setting']:<20} {row['top1']:>6.1f} {row['top5']:>6.1f} {row['gflops_per_view']:>12.4f} "
-                     f"{row['gflops_per_view'] / base:>8.0%} {row['clips_per_second']:>8.1f}  {kept}")
-    first = rows[0]
-    lines.append(f"({first['num_videos']} validation videos x {first['views_per_video']} views; "
-                 f"GFLOPs per view counted per clip from its kept tokens)")
+def format_table(summary: dict) -> str:
+    """The demo's rows as a Markdown table (a plain-text table too)."""
+    blocks = ", ".join(str(block) for block in summary["blocks"])
+    lines = [f"| setting | top-1 | GFLOPs/view | vs no ATS | clips/s | kept tokens (blocks {blocks}) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for row in summary["rows"]:
+        kept = ", ".join(f"{value:.0f}" for value in row["kept_tokens"]) or "all"
+        mark = "" if row["calibrated"] in (None, True) else " (not matched)"
+        ratio = "" if row["ratio"] is None else f" (ratio {row['ratio']:.2f})"
+        lines.append(f"| {row['setting']}{ratio}{mark} | {row['top1']:.1f} | {row['gflops_per_view']:.4f} | "
+                     f"{row['gflops_fraction']:.1%} | {row['clips_per_second']:.0f} | {kept} |")
     return "\n".join(lines)
 
 
-def main() -> None:
-    summary = run_demo()
-    print()
-    print(summary["table"])
-    print(f"\ndone in {summary['seconds']:.0f} s; results in runs/demo/demo_results.json")
+def plot_demo(summary: dict, path: str) -> str:
+    """Top-1 against the share of GFLOPs, one line per rule, the model without ATS as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.0, 4.0))
+    for rule in summary["rules"]:
+        rows = [row for row in summary["rows"] if row["rule"] == rule]
+        axis.plot([100 * row["gflops_fraction"] for row in rows], [row["top1"] for row in rows], marker="o",
+                  label=rule)
+    base = summary["rows"][0]
+    axis.axhline(base["top1"], color="gray", linestyle=":", label="no ATS")
+    axis.set_xlabel("GFLOPs per view (% of the model without ATS)")
+    axis.set_ylabel("top-1 (%), 1x3 views")
+    axis.set_title(f"{summary['model']}, {summary['num_videos']} synthetic validation videos", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
 
 
-if __name__ == "__main__":
-    main()
+def publish(summary: dict, output_dir: str, docs: Path = ROOT / "docs", readme: Path = ROOT / "README.md") -> None:
+    """Copy demo.json and the figure into docs/ and the table into the README between its markers."""
+    (docs / "figures").mkdir(parents=True, exist_ok=True)
+    (docs / "demo.json").write_text(Path(output_dir, "demo.json").read_text(encoding="utf-8"), encoding="utf-8")
+    (docs / "figures" / "demo.png").write_bytes(Path(output_dir, "demo.png").read_bytes())
+    text = readme.read_text(encoding="utf-8")
+    start, end = README_MARKERS
+    block = f"{start}\n{summary['table']}\n{end}"
+    if start not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block to fill")
+    readme.write_text(re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S),
+                      encoding="utf-8")

@@ -49,10 +49,9 @@ from video_ats.flops import gflops_from_stats, model_gflops
 from .benchmark import sharpen_attention, varied_clips
 
 RATIOS = (1.0, 0.8, 0.6)
-# A small validation set of the demo's motions over all four clutter levels.
-GRID_DATA = dict(classes=("move sideways", "bounce up and down", "spin", "circle", "pulse", "stay still"),
-                 videos_per_class={"train": 1, "val": 4}, num_frames=32, height=64, width=86, fps=16,
-                 object_size=0.3, clutter_levels=(0, 1, 2, 3), seed=0)
+# A small validation set of the zoo's benchmark (its four actions, all four clutter levels).
+GRID_DATA = dict(classes=("stay still", "move back and forth", "blink", "pulse"),
+                 videos_per_class={"train": 1, "val": 6}, clutter_levels=(0, 1, 2, 3), seed=0)
 
 
 def synthetic_clips(cfg, data_root: str, num_videos: int) -> List[torch.Tensor]:

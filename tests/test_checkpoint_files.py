@@ -69,6 +69,25 @@ def test_build_model_from_checkpoint_restores_architecture_ats_and_weights(saved
         assert torch.equal(restored(clip()), model(clip()))
 
 
+def test_fp16_weights_load_into_an_fp32_model_as_their_fp16_rounding(tmp_path):
+    model = randomized(build_model("timesformer_tiny", num_classes=7, **TINY))
+    path = tmp_path / "half.pt"
+    save_model_checkpoint(path, model, model_name="timesformer_tiny", model_kwargs=TINY, weights_dtype=torch.float16)
+    stored = read_checkpoint_file(path)["model"]
+    assert {value.dtype for value in stored.values()} == {torch.float16}
+    fresh = build_model("timesformer_tiny", num_classes=7, **TINY)
+    load_checkpoint(fresh, path)
+    for key, value in model.state_dict().items():
+        loaded = fresh.state_dict()[key]
+        assert loaded.dtype == torch.float32, key
+        assert torch.equal(loaded, value.half().float()), key
+    # also through build_model_from_checkpoint, and into a model whose pos_embed must be resized
+    assert all(p.dtype == torch.float32 for p in build_model_from_checkpoint(path).parameters())
+    larger = build_model("timesformer_tiny", num_classes=7, **{**TINY, "img_size": 48})
+    load_checkpoint(larger, path)
+    assert larger.pos_embed.dtype == torch.float32
+
+
 def test_saving_is_atomic_when_writing_fails(saved):
     model, path = saved
     before = path.read_bytes()

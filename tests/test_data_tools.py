@@ -65,7 +65,7 @@ def test_make_synthetic_writes_then_reuses(tmp_path, capsys):
     assert tool.main(args) == 0
     second = json.loads(capsys.readouterr().out)
     assert (first["generated"], second["generated"]) == (True, False)
-    assert first["classes"] == ["move down", "move up"]
+    assert first["classes"] == ["move back and forth", "stay still"]  # the first two actions, sorted
     assert Path(first["annotations"]["val"]).name == "validate.csv"
 
 

@@ -1,38 +1,57 @@
-"""The demo end to end, shrunk (a few clips, a narrow model, one epoch)."""
+"""The demo on a shipped zoo model, shrunk (2 clips per class, one budget, two rules), and the
+committed demo.json against the README table it fills."""
 
 import json
 
-from experiments.demo import format_table, run_demo
+import pytest
+
+from experiments.demo import README_MARKERS, format_table, publish, run_demo
+from experiments.zoo import ROOT
+
+pytestmark = pytest.mark.usefixtures("viz_one_thread")
 
 
-def test_the_demo_trains_tests_three_settings_and_writes_its_table(tmp_path):
-    data = dict(classes=("spin", "stay still"), videos_per_class={"train": 4, "val": 2}, num_frames=16,
-                height=48, width=64, fps=8, clutter_levels=(0, 2), seed=3)
-    small = ["MODEL.EMBED_DIM", "32", "MODEL.NUM_HEADS", "2", "SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "4",
-             "TEST.BATCH_SIZE", "6", "DATA_LOADER.NUM_WORKERS", "0", "DATA.SAMPLING_RATE", "2"]
-    summary = run_demo(str(tmp_path / "data"), str(tmp_path / "runs"), progress=False, extra_overrides=small,
-                       data=data)
-
-    rows = {row["setting"]: row for row in summary["rows"]}
-    assert list(rows) == ["no ATS", "ATS off-the-shelf", "ATS fine-tuned"]
-    for row in rows.values():
-        assert row["num_videos"] == 4 and row["views_per_video"] == 3
-        assert 0.0 <= row["top1"] <= 100.0 and row["clips_per_second"] > 0
-    assert rows["no ATS"]["kept_tokens"] == []
-    for name in ("ATS off-the-shelf", "ATS fine-tuned"):
-        assert rows[name]["gflops_per_view"] < rows["no ATS"]["gflops_per_view"]
-        assert len(rows[name]["kept_tokens"]) == 3
-        # ratio 0.5 of 36 positions x 8 frames: at most 18 positions (144 tokens) after block 3
-        assert 0 < rows[name]["kept_tokens"][0] <= 144
-    assert "all (288 per block)" in summary["table"]
-    written = json.loads((tmp_path / "runs" / "demo_results.json").read_text())
-    assert written["table"] == summary["table"] and (tmp_path / "runs" / "ats_finetune").is_dir()
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    summary = run_demo(str(folder / "run"), str(folder / "data"), videos_per_class=2, budgets=(1.0,),
+                       rules=("its (midpoint)", "topk"), progress=False)
+    return folder, summary
 
 
-def test_the_table_states_each_setting_against_the_model_without_ats():
-    rows = [dict(setting="no ATS", top1=50.0, top5=100.0, gflops_per_view=0.4, clips_per_second=10.0, kept_tokens=[],
-                 num_videos=2, views_per_video=3),
-            dict(setting="ATS", top1=40.0, top5=100.0, gflops_per_view=0.3, clips_per_second=12.0,
-                 kept_tokens=[100.0, 60.0, 50.0], num_videos=2, views_per_video=3)]
-    table = format_table(rows, tokens_per_block=288)
-    assert "75%" in table and "100, 60, 50" in table and "all (288 per block)" in table
+def test_the_demo_tests_the_zoo_model_without_ats_then_each_rule_at_the_budget(small_demo):
+    folder, summary = small_demo
+    rows = summary["rows"]
+    assert [row["rule"] for row in rows] == ["none", "its (midpoint)", "topk"]
+    assert summary["num_videos"] == 8 and summary["views_per_video"] == 3
+    assert rows[0]["kept_tokens"] == [] and rows[0]["gflops_fraction"] == 1.0
+    its, topk = rows[1], rows[2]
+    assert its["ratio"] == 1.0 and its["level"] == topk["level"] == 1.0
+    assert its["setting"] == f"its (midpoint) @ {its['target_fraction']:.0%}" and its["gflops_fraction"] < 0.9
+    # topk calibrated on 24 of the 24 views to what its spends there: within 2 %
+    assert topk["calibrated"] and abs(topk["gflops_fraction"] / its["target_fraction"] - 1) <= 0.02 + 1e-9
+    for row in (its, topk):
+        assert len(row["kept_tokens"]) == 3 and row["kept_tokens"] == sorted(row["kept_tokens"], reverse=True)
+    written = json.loads((folder / "run" / "demo.json").read_text())
+    assert written["table"] == summary["table"] == format_table(written)
+    assert (folder / "run" / "demo.png").stat().st_size > 5000
+
+
+def test_publishing_fills_the_readme_block_and_copies_the_json(small_demo, tmp_path):
+    folder, summary = small_demo
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{README_MARKERS[0]}\nold\n{README_MARKERS[1]}\n\nafter\n")
+    publish(summary, str(folder / "run"), docs=tmp_path / "docs", readme=readme)
+    text = readme.read_text()
+    assert "old" not in text and summary["table"] in text and text.endswith("after\n")
+    assert json.loads((tmp_path / "docs" / "demo.json").read_text())["rows"] == json.loads(json.dumps(summary["rows"]))
+    with pytest.raises(ValueError, match="no <!-- demo:table -->"):
+        publish(summary, str(folder / "run"), docs=tmp_path / "docs", readme=tmp_path / "docs" / "demo.json")
+
+
+def test_the_readme_shows_the_committed_demo_json():
+    committed = json.loads((ROOT / "docs" / "demo.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert f"{README_MARKERS[0]}\n{committed['table']}\n{README_MARKERS[1]}" in readme
+    assert committed["table"] == format_table(committed)
+    assert [row["setting"] for row in committed["rows"]][:1] == ["no ATS"] and len(committed["rows"]) == 13

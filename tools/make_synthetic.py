@@ -9,29 +9,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from video_ats.cli import run_tool, tool_parser  # noqa: E402
-from video_ats.data.synthetic import CLUTTER_LEVELS, MOTION_CLASSES, make_synthetic_dataset  # noqa: E402
+from video_ats.data.synthetic import ACTION_CLASSES, CLUTTER_LEVELS, make_synthetic_dataset  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = tool_parser(__doc__)
     parser.add_argument("root", help="output folder")
-    parser.add_argument("--num-classes", type=int, default=6, help=f"first N of {list(MOTION_CLASSES)}")
+    parser.add_argument("--num-classes", type=int, default=len(ACTION_CLASSES),
+                        help=f"first N of {list(ACTION_CLASSES)}")
     parser.add_argument("--classes", nargs="+", default=None, metavar="NAME",
-                        help="these motion names instead of --num-classes (quote names with spaces)")
+                        help="these action names instead of --num-classes (quote names with spaces)")
     parser.add_argument("--train", type=int, default=32, help="training clips per class")
     parser.add_argument("--val", type=int, default=8, help="validation clips per class")
-    parser.add_argument("--num-frames", type=int, default=40)
-    parser.add_argument("--height", type=int, default=96)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--fps", type=float, default=20)
+    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--height", type=int, default=48)
+    parser.add_argument("--width", type=int, default=56)
+    parser.add_argument("--fps", type=float, default=8)
     parser.add_argument("--clutter-levels", type=int, nargs="+", default=[0, 1, 2, 3],
                         help=f"levels among {sorted(CLUTTER_LEVELS)}, cycled over the clips")
-    parser.add_argument("--object-size", type=float, default=0.2, help="fraction of the short side")
-    parser.add_argument("--motion-amplitude", type=float, default=0.7)
-    parser.add_argument("--noise-std", type=float, default=4.0)
-    parser.add_argument("--distractor-similarity", type=float, default=0.5)
-    parser.add_argument("--distractor-speed", type=float, default=1.0)
-    parser.add_argument("--crf", type=int, default=23)
+    parser.add_argument("--actor-size", type=float, default=10.0, help="side of the actor in pixels")
+    parser.add_argument("--amplitude", type=float, default=8.0, help="pixels a moving object travels each way")
+    parser.add_argument("--noise-std", type=float, default=2.0)
+    parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     dataset = make_synthetic_dataset(
@@ -44,11 +43,9 @@ def main(argv=None) -> int:
         width=args.width,
         fps=args.fps,
         clutter_levels=args.clutter_levels,
-        object_size=args.object_size,
-        motion_amplitude=args.motion_amplitude,
+        actor_size=args.actor_size,
+        amplitude=args.amplitude,
         noise_std=args.noise_std,
-        distractor_similarity=args.distractor_similarity,
-        distractor_speed=args.distractor_speed,
         crf=args.crf,
         seed=args.seed,
     )

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Predict your own videos: top classes, GFLOPs, kept tokens per ATS stage, views and time per video.
 
-    python tools/predict.py --cfg configs/synthetic/timesformer_tiny_48.yaml --format table \
-        cache/synthetic/val TEST.CHECKPOINT_FILE zoo/<name>.pt
+    python tools/predict.py --cfg configs/synthetic/timesformer_tiny_zoo.yaml --format table \
+        cache/synthetic_labels/val DATA.PATH_TO_DATA_DIR cache/synthetic_labels \
+        TEST.CHECKPOINT_FILE zoo/timesformer_tiny_seed0.pt ATS.ENABLE True
     python tools/predict.py --cfg configs/kinetics400/timesformer_base_ats.yaml -o k400.jsonl --resume \
         /archive/videos list.txt "more/**/*.mp4" TEST.CHECKPOINT_FILE TimeSformer_divST_8x32_224_K400.pyth
 

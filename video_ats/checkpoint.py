@@ -706,7 +706,7 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
         raise CheckpointError(f"{where} holds a {checkpoint_family.__name__} ({detected} layout) but the model is a "
                               f"{family.__name__}; build a {checkpoint_family.__name__} preset "
                               f"({', '.join(list_models(checkpoint_family.__name__))}) to load it")
-    state = mapped.state
+    state = _in_model_dtypes(mapped.state, target)
     report = LoadReport(source=detected, path=path, ignored=dict(mapped.ignored), copied=dict(mapped.copied),
                         initialized=dict(mapped.initialized))
     if resize_embeddings:
@@ -717,6 +717,19 @@ def load_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike
     report.loaded = len(target) - len(report.initialized)
     logger.info("loaded %s\n%s", where, report.summary())
     return report
+
+
+def _in_model_dtypes(state: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Floating-point checkpoint tensors cast to the dtype of the model tensor of the same key
+    (fp16 zoo weights into an fp32 model), before any resizing; other tensors unchanged."""
+    def cast(key: str, value: Tensor) -> Tensor:
+        model_value = target.get(key)
+        if model_value is None or not value.is_floating_point() or not model_value.is_floating_point():
+            return value
+        return value.to(model_value.dtype)
+
+    return {key: cast(key, value) for key, value in state.items()}
+
 
 
 def checkpoint_num_classes(path_or_state_dict: Union[str, os.PathLike, Mapping[str, Any]],
@@ -782,7 +795,8 @@ def _plain(value: Any) -> Any:
 
 def save_model_checkpoint(path: Union[str, os.PathLike], model: nn.Module, *, model_name: Optional[str] = None,
                           model_kwargs: Optional[Mapping[str, Any]] = None,
-                          extra: Optional[Mapping[str, Any]] = None) -> None:
+                          extra: Optional[Mapping[str, Any]] = None,
+                          weights_dtype: Optional[torch.dtype] = None) -> None:
     """Write ``model`` in this toolkit's format, atomically (a temporary file, then os.replace).
 
     Args:
@@ -793,6 +807,9 @@ def save_model_checkpoint(path: Union[str, os.PathLike], model: nn.Module, *, mo
         model_kwargs: the `build_model` overrides it was built with (num_frames, img_size, ...).
         extra: more top-level entries, e.g. "optimizer", "epoch", "config" (plain Python values
             and tensors; a yacs config is stored as a plain dict).
+        weights_dtype: store the floating-point weights in this dtype (``torch.float16`` halves
+            the file, as the model zoo does); None keeps the model's. `load_checkpoint` casts
+            them back to the model's dtype.
     Raises:
         ValueError: unknown model_name, or an extra key that would replace a format key.
     """
@@ -804,7 +821,8 @@ def save_model_checkpoint(path: Union[str, os.PathLike], model: nn.Module, *, mo
         raise ValueError(f"extra keys {clashes} are reserved by the checkpoint format {list(_RESERVED)}")
     ats = getattr(model, "ats", None)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
-               "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+               "model": {key: _stored(value.detach().cpu(), weights_dtype)
+                         for key, value in model.state_dict().items()},
                "model_name": model_name, "num_classes": int(getattr(model, "num_classes", 0)),
                "model_kwargs": _plain(dict(model_kwargs or {})), "ats": None if ats is None else ats.to_dict()}
     payload.update({key: _plain(value) for key, value in (extra or {}).items()})
@@ -822,6 +840,11 @@ def save_model_checkpoint(path: Union[str, os.PathLike], model: nn.Module, *, mo
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _stored(tensor: Tensor, dtype: Optional[torch.dtype]) -> Tensor:
+    """``tensor`` in ``dtype`` when both are floating point; integer and bool buffers as they are."""
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
 
 
 def build_model_from_checkpoint(path: Union[str, os.PathLike]) -> nn.Module:

@@ -16,7 +16,7 @@ from .decoders import DECODERS, VideoDecodeError, VideoReader, get_decoder
 from .kinetics import KineticsDataset, TestViews, collate_views
 from .sampling import clip_window, sliding_windows, test_clip_indices, train_clip_indices
 from .synthetic import (
-    MOTION_CLASSES,
+    ACTION_CLASSES,
     SyntheticDataset,
     make_synthetic_dataset,
     read_frame_index,
@@ -26,13 +26,13 @@ from .transforms import short_side_resize, short_side_size, spatial_crops
 from .views import AGGREGATIONS, aggregate_views
 
 __all__ = [
+    "ACTION_CLASSES",
     "AGGREGATIONS",
     "ANNOTATION_FORMATS",
     "AnnotationError",
     "Annotations",
     "DECODERS",
     "KineticsDataset",
-    "MOTION_CLASSES",
     "SyntheticDataset",
     "TestViews",
     "VideoDecodeError",

@@ -1,7 +1,7 @@
 """Predictions for your own videos: the top classes of each video (and of each window of a long
 one), what they cost in GFLOPs and kept tokens, and the time, for one file or an archive.
 
-    predictor = Predictor("configs/synthetic/timesformer_tiny_48.yaml", "zoo/<name>.pt")
+    predictor = Predictor("configs/synthetic/timesformer_tiny_zoo.yaml", "zoo/timesformer_tiny_seed0.pt")
     for record in predictor.predict(["my_videos/", "extra/*.mp4"]):
         print(record["path"], record["top_k"][0])
 
