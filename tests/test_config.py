@@ -89,10 +89,11 @@ def test_a_config_value_overrides_the_preset_and_the_scales_follow_the_image_siz
 
 @pytest.mark.parametrize("path", sorted(str(p) for p in CONFIGS.rglob("*.yaml")), ids=lambda p: Path(p).name)
 def test_every_shipped_config_keeps_the_normalisation_and_crops_it_was_measured_with(path):
-    # The official configs: TimeSformer 0.45 / 0.225, XViT 0.5 / 0.5; the synthetic ones (the
-    # tiny XViT included) were trained with 0.45 / 0.225.
+    # The official configs: TimeSformer 0.45 / 0.225, XViT 0.5 / 0.5; the synthetic ones follow
+    # their family too (the zoo's tiny XViT was trained with 0.5 / 0.5: zoo/manifest.json).
     cfg = load_config(path)
-    expected = {"xvit_b16_16": ([0.5] * 3, [0.5] * 3)}.get(cfg.MODEL.NAME, ([0.45] * 3, [0.225] * 3))
+    xvit = ([0.5] * 3, [0.5] * 3)
+    expected = {"xvit_b16_16": xvit, "xvit_tiny": xvit}.get(cfg.MODEL.NAME, ([0.45] * 3, [0.225] * 3))
     assert (cfg.DATA.MEAN, cfg.DATA.STD) == expected
     assert cfg.DATA.TRAIN_CROP_SIZE == cfg.DATA.TEST_CROP_SIZE == (cfg.MODEL.IMG_SIZE or get_preset(cfg.MODEL.NAME).img_size)
 

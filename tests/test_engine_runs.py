@@ -140,7 +140,8 @@ def test_broken_videos_are_reported_and_excluded_from_test_metrics(engine_overri
     lines = (engine_dataset / "validate.csv").read_text().splitlines()
     annotation = tmp_path / "with_missing.csv"
     missing = "missing_video_000001_000003.mp4"
-    annotation.write_text("\n".join(lines + ["move up,missing_video,1,3,val"]) + "\n")
+    label = lines[1].split(",")[0]   # a class of the dataset
+    annotation.write_text("\n".join(lines + [f"{label},missing_video,1,3,val"]) + "\n")
     cfg = load_config(CONFIG, engine_overrides + ["DATA.TEST_ANNOTATION", str(annotation)])
     torch.manual_seed(0)
     checkpoint = tmp_path / "model.pt"
