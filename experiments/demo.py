@@ -34,8 +34,9 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from experiments.zoo import read_manifest, write_check_subset  # noqa: E402
-from experiments.zoo_eval import RULES, at_budgets, full_gflops, load_eval_set, without_ats, zoo_model  # noqa: E402
+from experiments.zoo import read_manifest, write_benchmark_part  # noqa: E402
+from experiments.zoo_eval import RULES, at_budgets, load_eval_set, without_ats, zoo_model  # noqa: E402
+from video_ats.flops import model_gflops  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
 
 MODEL = "timesformer_tiny_seed0"
@@ -53,15 +54,15 @@ def run_demo(output_dir: str = "runs/demo", data_root: str = "cache/synthetic_de
     manifest = read_manifest()
     entry = next(entry for entry in manifest["models"] if entry["name"] == model)
     say(f"[1/3] {videos_per_class} validation clips per class of the zoo's benchmark -> {data_root}")
-    write_check_subset({**manifest, "check_subset": {"videos_per_class": videos_per_class}}, data_root)
+    write_benchmark_part(manifest, data_root, {"val": videos_per_class})
     config = str(ROOT / entry["config"])
     cfg = load_config(config, ["DATA.PATH_TO_DATA_DIR", str(data_root)])
     eval_set = load_eval_set(cfg)
     say(f"[2/3] {entry['file']} ({entry['model']}, top-1 {entry['top1']:.1f} on the full validation split)")
     network = zoo_model(config, str(ROOT / entry["file"]))
-    full = full_gflops(network)
-    rows = [{"setting": "no ATS", "rule": "none", "level": None, "target_fraction": 1.0, "ratio": None, "calibrated": None,
-             **without_ats(network, eval_set), "gflops_fraction": 1.0}]
+    full = model_gflops(network)
+    rows = [{"setting": "no ATS", "rule": "none", "level": None, "target_fraction": 1.0, "ratio": None,
+             "calibrated": None, **without_ats(network, eval_set), "gflops_fraction": 1.0}]
     say(f"[3/3] ATS off-the-shelf: {len(rules)} rules x {len(budgets)} budgets")
     for row in at_budgets(network, eval_set, full, budgets, rules):
         rows.append({"setting": f"{row['rule']} @ {row['target_fraction']:.0%}", **row})

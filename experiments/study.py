@@ -28,14 +28,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from experiments.zoo import ROOT, read_manifest
-from experiments.zoo_eval import (ITS_RULES, RIVALS, RULES, at_budgets, full_gflops, load_eval_set, measure,
-                                  set_rule, without_ats, zoo_model)
+from experiments.zoo import ROOT, read_manifest, write_benchmark_part
+from experiments.zoo_eval import (ANCHOR, ITS_RULES, RIVALS, RULES, at_budgets, load_eval_set, measure, set_rule,
+                                  without_ats, zoo_model)
 from video_ats.config import load_config
-from video_ats.data.synthetic import make_synthetic_dataset
 from video_ats.engine import train
 from video_ats.engine.checkpointing import latest_checkpoint
 from video_ats.engine.visualization import clutter_of_views, collect_kept_tokens, kept_by_clutter, read_clutter_levels
+from video_ats.flops import model_gflops
 
 BACKBONES = {"TimeSformer": "timesformer_tiny", "XViT": "xvit_tiny"}
 LEVELS = (1.0, 0.85, 0.7, 0.6, 0.5)   # ratios of its (midpoint), the anchor of each budget
@@ -56,10 +56,10 @@ def _clutter(model, eval_set, levels_of_clips) -> List[dict]:
 
 def off_the_shelf(entry: dict, eval_set, levels: Sequence[float], rules: Sequence[str], levels_of_clips,
                   say) -> List[dict]:
-    """Rows of one zoo model: no ATS, every rule at every budget, the official grid at ratio
-    1.0 (level RELEASED), and the kept tokens by clutter of each its rule at ratio 1.0."""
+    """Rows of one zoo model: no ATS, every rule at every budget, and each its rule at ratio 1.0
+    on its own (level RATIO_ONE) with its kept tokens by clutter level."""
     model = zoo_model(str(ROOT / entry["config"]), str(ROOT / entry["file"]))
-    full = full_gflops(model)
+    full = model_gflops(model)
     base = {"seed": entry["seed"], "finetuned": False}
     rows = [{**base, "rule": "none", "level": 1.0, "target_fraction": 1.0, "ratio": None, "calibrated": None,
              **without_ats(model, eval_set), "gflops_fraction": 1.0, "full_gflops_per_view": full}]
@@ -71,8 +71,10 @@ def off_the_shelf(entry: dict, eval_set, levels: Sequence[float], rules: Sequenc
     for rule in (r for r in ITS_RULES if r in rules):
         set_rule(model, rule, 1.0, entry["seed"])
         kept = _clutter(model, eval_set, levels_of_clips)
-        rows.append({**base, **measure(model, rule, eval_set, full, ratio=1.0, seed=entry["seed"]),
-                     "level": RATIO_ONE, "target_fraction": None, "kept_by_clutter": kept})
+        # The anchor at ratio 1.0 is already measured when 1.0 is a budget: the same row again.
+        anchor = next((r for r in rows if (r["rule"], r["level"]) == (ANCHOR, 1.0)), None) if rule == ANCHOR else None
+        measured = anchor or {**base, **measure(model, rule, eval_set, full, ratio=1.0, seed=entry["seed"])}
+        rows.append({**measured, "level": RATIO_ONE, "target_fraction": None, "kept_by_clutter": kept})
     return rows
 
 
@@ -85,12 +87,13 @@ def fine_tuned(entry: dict, eval_set, rules: Sequence[str], ratios: Dict[str, fl
         run_dir = os.path.join(output_dir, entry["name"], "finetune_" + re.sub(r"[^a-z0-9]+", "_", rule).strip("_"))
         ats = ["ATS.ENABLE", "True", "ATS.SAMPLER", RULES[rule]["sampler"], "ATS.GRID", RULES[rule]["grid"],
                "ATS.RATIO", f"{ratios[rule]:.4f}", "ATS.SEED", str(entry["seed"])]
-        cfg = load_config(config, ["DATA.PATH_TO_DATA_DIR", data_root, *ats, *FINETUNE, "SEED", str(entry["seed"]), "OUTPUT_DIR", run_dir,
-                                   "MODEL.PRETRAINED", str(ROOT / entry["file"]), "DATA_LOADER.NUM_WORKERS", "0", *extra])
+        cfg = load_config(config, ["DATA.PATH_TO_DATA_DIR", data_root, *ats, *FINETUNE, "SEED", str(entry["seed"]),
+                                   "OUTPUT_DIR", run_dir, "MODEL.PRETRAINED", str(ROOT / entry["file"]),
+                                   "DATA_LOADER.NUM_WORKERS", "0", *extra])
         start = time.perf_counter()
         train(cfg, progress=False)
         model = zoo_model(config, latest_checkpoint(run_dir))
-        full = full_gflops(model)
+        full = model_gflops(model)
         row = {"seed": entry["seed"], "finetuned": True, "level": FINETUNE_LEVEL,
                **measure(model, rule, eval_set, full, ratio=ratios[rule], seed=entry["seed"]),
                "train_seconds": round(time.perf_counter() - start, 1)}
@@ -111,7 +114,7 @@ def run_backbone(backbone: str, output_dir: str = "runs/study", data_root: str =
     say = (lambda *args: print(*args, flush=True)) if progress else (lambda *args: None)
     start = time.perf_counter()
     manifest = read_manifest()
-    make_synthetic_dataset(data_root, **{**manifest["dataset"]["arguments"], "videos_per_class": videos_per_class})
+    write_benchmark_part(manifest, data_root, videos_per_class)
     entries = [e for e in manifest["models"] if e["model"] == BACKBONES[backbone] and e["seed"] in seeds]
     cfg = load_config(str(ROOT / entries[0]["config"]), ["DATA.PATH_TO_DATA_DIR", data_root])
     eval_set = load_eval_set(cfg)
@@ -123,7 +126,8 @@ def run_backbone(backbone: str, output_dir: str = "runs/study", data_root: str =
         if finetune:
             ratios = {row["rule"]: row["ratio"] for row in shelf if row["level"] == FINETUNE_LEVEL}
             rows += fine_tuned(entry, eval_set, rules, ratios, data_root, output_dir, say, finetune_overrides)
-    result = {"backbone": backbone, "levels": list(levels), "rules": list(rules), "videos_per_class": videos_per_class, "config": entries[0]["config"], "models": [e["file"] for e in entries],
+    result = {"backbone": backbone, "levels": list(levels), "rules": list(rules), "videos_per_class": videos_per_class,
+              "config": entries[0]["config"], "models": [e["file"] for e in entries],
               "seeds": [e["seed"] for e in entries], "num_videos": eval_set.num_videos,
               "views_per_video": eval_set.views_per_video, "rows": rows,
               "seconds": round(time.perf_counter() - start, 1)}
@@ -142,8 +146,7 @@ def collect(output_dir: str, backbones: Sequence[str]) -> dict:
             measured[backbone] = json.load(handle)
     first = measured[backbones[0]]
     results = {"levels": first["levels"], "rules": first["rules"], "finetune_level": FINETUNE_LEVEL,
-               "finetune": FINETUNE,
-               "dataset": read_manifest()["dataset"], "backbones": measured}
+               "finetune": FINETUNE, "dataset": read_manifest()["dataset"], "backbones": measured}
     with open(os.path.join(output_dir, "study.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
         handle.write("\n")
@@ -380,7 +383,8 @@ def method_section(results: dict) -> List[str]:
             "- Models: the zoo's checkpoints, trained without ATS (docs/zoo.md). ATS blocks: TimeSformer 1, 2, 3; "
             "XViT 1 … 5 (6-block models; the configs say why), score `cls_vnorm`, tube scope.",
             "- Budgets: ATS is adaptive, so a budget is what its with the midpoint grid spends at a ratio ("
-            + ", ".join(f"{level:g}" for level in results["levels"]) + "). At each, the other rules' ratios are calibrated (`calibrate_ratio`, within "
+            + ", ".join(f"{level:g}" for level in results["levels"])
+            + "). At each, the other rules' ratios are calibrated (`calibrate_ratio`, within "
             "2 %) to the same mean GFLOPs on a fixed random set of 24 of the test views, by GFLOPs alone (no "
             "labels); the GFLOPs in the tables are then measured on all test views.",
             f"- Fine-tuning: `{' '.join(results['finetune'])}` with ATS on, each rule at its ratio calibrated to "

@@ -72,19 +72,16 @@ def read_manifest(path: os.PathLike = ROOT / MANIFEST) -> dict:
         return json.load(handle)
 
 
-def check_subset_arguments(dataset_arguments: dict, videos_per_class: int) -> dict:
-    """`make_synthetic_dataset` keyword arguments that write only the first ``videos_per_class``
-    validation clips of each class of the dataset ``dataset_arguments`` describes."""
-    return {**dataset_arguments, "videos_per_class": {"val": videos_per_class}}
+def write_benchmark_part(manifest: dict, root: os.PathLike, videos_per_class: Dict[str, int]) -> Path:
+    """Write the first ``videos_per_class[split]`` clips of each class of the zoo's benchmark
+    into ``root`` (byte for byte those clips of the full dataset) and return ``root``."""
+    make_synthetic_dataset(root, **{**manifest["dataset"]["arguments"], "videos_per_class": videos_per_class})
+    return Path(root)
 
 
 def write_check_subset(manifest: dict, root: os.PathLike) -> Path:
-    """Write the manifest's check subset into ``root`` (byte for byte the clips of the full
-    validation split it stands for) and return ``root``."""
-    subset = manifest["check_subset"]
-    make_synthetic_dataset(root, **check_subset_arguments(manifest["dataset"]["arguments"],
-                                                          subset["videos_per_class"]))
-    return Path(root)
+    """Write the manifest's check subset (its first validation clips of each class) into ``root``."""
+    return write_benchmark_part(manifest, root, {"val": manifest["check_subset"]["videos_per_class"]})
 
 
 def evaluate_checkpoint(config: str, checkpoint: os.PathLike, data_root: os.PathLike, output_dir: os.PathLike,

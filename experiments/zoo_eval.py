@@ -29,7 +29,6 @@ from video_ats.engine.builders import build_dataset
 from video_ats.engine.calibration import CalibrationResult, calibrate_ratio, mean_gflops
 from video_ats.engine.distributed import DistContext
 from video_ats.engine.evaluator import evaluate as engine_evaluate
-from video_ats.flops import model_gflops
 
 # rule name -> ATSOptions fields (topk and random ignore the grid; it must stay "midpoint").
 RULES: Dict[str, dict] = {
@@ -80,10 +79,10 @@ def load_eval_set(cfg, calibration_views: int = CALIBRATION_VIEWS, batch_size: i
                    calibration=calibration, video_paths=[record.path for record in dataset.records])
 
 
-def zoo_model(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> nn.Module:
+def zoo_model(config: str, checkpoint: str) -> nn.Module:
     """The config's model with ATS stages (rule and ratio set later by `set_rule`), weights
     from ``checkpoint``, in eval mode."""
-    cfg = load_config(config, ["ATS.ENABLE", "True", *overrides])
+    cfg = load_config(config, ["ATS.ENABLE", "True"])
     model = build_model_from_cfg(cfg)
     load_checkpoint(model, checkpoint)
     return model.eval()
@@ -93,11 +92,6 @@ def set_rule(model: nn.Module, rule: str, ratio: float = 1.0, seed: int = 0) -> 
     """Switch the model's ATS stages to ``rule`` at ``ratio`` (blocks and score unchanged)."""
     model.ats = model.ats.replace(ratio=float(ratio), seed=seed, **RULES[rule])
     return model
-
-
-def full_gflops(model: nn.Module) -> float:
-    """GFLOPs per view with every token kept (ATS off)."""
-    return model_gflops(model)
 
 
 @torch.no_grad()

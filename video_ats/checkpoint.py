@@ -731,7 +731,6 @@ def _in_model_dtypes(state: Mapping[str, Tensor], target: Mapping[str, Tensor]) 
     return {key: cast(key, value) for key, value in state.items()}
 
 
-
 def checkpoint_num_classes(path_or_state_dict: Union[str, os.PathLike, Mapping[str, Any]],
                            source: str = "auto") -> Optional[int]:
     """The class count of a checkpoint's classifier (None when it has none, e.g. an image ViT)."""
