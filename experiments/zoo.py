@@ -84,13 +84,12 @@ def write_check_subset(manifest: dict, root: os.PathLike) -> Path:
     return write_benchmark_part(manifest, root, {"val": manifest["check_subset"]["videos_per_class"]})
 
 
-def evaluate_checkpoint(config: str, checkpoint: os.PathLike, data_root: os.PathLike, output_dir: os.PathLike,
-                        overrides: Sequence[str] = ()) -> dict:
+def evaluate_checkpoint(config: str, checkpoint: os.PathLike, data_root: os.PathLike, output_dir: os.PathLike) -> dict:
     """Test results (1x3 views, no ATS, as the config says) of ``checkpoint`` on the validation
     split in ``data_root``, through the engine tools/test.py runs, in this process."""
     cfg = load_config(str(ROOT / config), ["DATA.PATH_TO_DATA_DIR", str(data_root),
                                            "TEST.CHECKPOINT_FILE", str(checkpoint), "OUTPUT_DIR", str(output_dir),
-                                           "DATA_LOADER.NUM_WORKERS", "0", *overrides])
+                                           "DATA_LOADER.NUM_WORKERS", "0"])
     if cfg.ATS.ENABLE or cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS != 3:
         raise ValueError(f"{config}: the zoo is evaluated with 1x3 views and without ATS")
     return test(cfg, progress=False)
