@@ -12,10 +12,10 @@ What one benchmark run measures, for every model and batch size:
 - GFLOPs per clip in closed form (`video_ats.flops`; fvcore convention, mean over the batch);
   GFLOPs ratio = no-ATS GFLOPs / ATS GFLOPs, speedup = ATS clips/s / no-ATS clips/s,
   efficiency = speedup / GFLOPs ratio (1.0: every saved FLOP turned into time);
-- peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during the forward; on CPU, the
-  rise of the process's resident-set high-water mark (VmHWM, reset through
-  /proc/self/clear_refs after returning freed heap with malloc_trim) over the resident size
-  before the forward, i.e. the activations and workspaces of one forward (weights excluded).
+- peak memory: the most bytes torch's allocator holds at once during the forward beyond what
+  it held before (activations and buffers; weights excluded): on CUDA
+  ``torch.cuda.max_memory_allocated``, on CPU from the profiler's allocation events
+  (`PeakMemory`).
 
 The ATS side is a fixed budget by default: ``topk`` keeps exactly round(ratio x N) positions
 per stage, whatever the weights, so the token count (and the GFLOPs) is the same for random
@@ -40,6 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import DeviceType
 
 from video_ats.ats import token_budget
 from video_ats.config import ats_options, build_model_from_cfg
@@ -81,6 +82,7 @@ class Row:
     linear_kernel: Optional[str] = None                 # the kernel option our rows ran with
     matmul_rows: Optional[int] = None                   # rows of the matmul reference (B x T x (1 + P))
     linear_paths: Optional[Dict[str, Dict[str, int]]] = None   # layer -> {path: calls} in one forward
+    rss_peak_memory_mb: Optional[float] = None          # CPU: the resident-set rise, for reference (PeakMemory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,15 +146,25 @@ def _sync(device: torch.device) -> None:
 
 
 class PeakMemory:
-    """Peak memory of one call: CUDA allocator peak, or the CPU resident-set high-water rise."""
+    """Peak memory of one call: the most bytes torch's allocator held at once beyond what it
+    held before the call.
+
+    On CUDA ``torch.cuda.max_memory_allocated``. On CPU the same quantity from the profiler's
+    allocation events (``profile_memory``: every allocation and free of torch's CPU allocator,
+    with its size and time; their running sum's maximum), which depends only on the program,
+    not on the C library's heap or the host: the resident-set rise it replaced (VmHWM over
+    VmRSS) moved by 2.5x between runs of the same forward as glibc kept or returned freed
+    heap. Like CUDA's figure it leaves out what libraries allocate on their own (MKL and
+    oneDNN workspaces). ``rss_peak_mb`` keeps that resident-set rise too, where Linux
+    exposes it, for reference.
+    """
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.cpu_supported = device.type == "cpu" and _can_reset_hwm()
         self.what = ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                     "VmHWM rise over VmRSS (reset via /proc/self/clear_refs)" if self.cpu_supported else
-                     "not measured")
+                     "torch CPU allocator peak (profiler memory events)")
         self.peak_mb: Optional[float] = None
+        self.rss_peak_mb: Optional[float] = None
 
     @contextlib.contextmanager
     def measure(self):
@@ -161,19 +173,37 @@ class PeakMemory:
             before = torch.cuda.memory_allocated(self.device)
             yield
             torch.cuda.synchronize(self.device)
-            peak = torch.cuda.max_memory_allocated(self.device) - before
-        elif self.cpu_supported:
+            self._record(torch.cuda.max_memory_allocated(self.device) - before)
+            return
+        rss = _can_reset_hwm()
+        if rss:
             gc.collect()
             _malloc_trim()
             _reset_hwm()
             before = _status_kb("VmRSS")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profile:
             yield
-            peak = (_status_kb("VmHWM") - before) * 1024
-        else:
-            yield
-            return
-        peak_mb = peak / 2 ** 20
+        if rss:
+            rise = (_status_kb("VmHWM") - before) / 1024
+            self.rss_peak_mb = rise if self.rss_peak_mb is None else max(self.rss_peak_mb, rise)
+        self._record(allocation_peak(profile.profiler.kineto_results.events()))
+
+    def _record(self, peak_bytes: int) -> None:
+        peak_mb = peak_bytes / 2 ** 20
         self.peak_mb = peak_mb if self.peak_mb is None else max(self.peak_mb, peak_mb)
+
+
+def allocation_peak(events) -> int:
+    """The maximum of the running sum of the profiler's CPU allocation events (bytes; frees are
+    negative) in time order: the most bytes held at once beyond those held before profiling
+    started (frees of older blocks are not reported). At equal times allocations count first."""
+    changes = sorted((event.start_ns(), -event.nbytes(), event.nbytes()) for event in events
+                     if event.name() == "[memory]" and event.device_type() == DeviceType.CPU)
+    live = peak = 0
+    for _, _, change in changes:
+        live += change
+        peak = max(peak, live)
+    return peak
 
 
 def _status_kb(key: str) -> int:
@@ -517,6 +547,7 @@ def _benchmark_batch(name, plain, with_ats, reference, ats, variant, batch_size,
         row = Row(model=name, implementation="mmaction2" if key == "mmaction2" else "video_ats", variant=key,
                   batch_size=batch_size, device=str(device), dtype=dtype_name, compiled=spec.compile,
                   latency_s=latency, clips_per_s=clips, peak_memory_mb=memory[key].peak_mb,
+                  rss_peak_memory_mb=memory[key].rss_peak_mb,
                   gflops_per_clip=gflops, achieved_gmacs_per_s=gflops * clips, matmul_gmacs_per_s=matmul_rate,
                   matmul_fraction=gflops * clips / matmul_rate, rounds_s=list(times[key]),
                   matmul_gmacs_by_library=dict(matmul_rates), matmul_rows=tokens_per_forward(plain, batch_size))

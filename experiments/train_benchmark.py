@@ -9,10 +9,10 @@ random weights, the same weights with ATS):
   models are timed in turns, one step of each per round, after warm-up; median step time,
   clips/s = batch / median. GFLOPs ratio (forward, closed form), speedup and efficiency as
   for inference (speedup / GFLOPs ratio);
-- **peak memory of a step**: the rise during one untimed step, started with the gradients
-  freed: on CUDA ``torch.cuda.max_memory_allocated`` over the memory allocated before; on
-  CPU the resident-set high-water mark (VmHWM) over VmRSS before, after returning freed heap
-  to the system. It holds the activations, the gradients and the workspaces. **State**: the
+- **peak memory of a step**: the most bytes torch's allocator holds at once during one
+  untimed step, started with the gradients freed, beyond what it held before (CUDA:
+  ``torch.cuda.max_memory_allocated``; CPU: the profiler's allocation events,
+  `experiments.benchmark.PeakMemory`). It holds the activations and the gradients. **State**: the
   weights and the optimizer's buffers (momentum), counted from their tensors. **Total** =
   state + peak, what a device must hold;
 - **the largest training batch within a memory limit** (8 GB by default): total memory
@@ -76,6 +76,7 @@ class TrainRow:
     speedup: Optional[float] = None
     efficiency: Optional[float] = None
     rounds_s: List[float] = field(default_factory=list)
+    rss_peak_memory_mb: Optional[float] = None          # CPU: the resident-set rise, for reference (PeakMemory)
 
 
 @dataclass
@@ -199,7 +200,7 @@ def benchmark_training(cfg, spec: BenchmarkSpec, train: TrainSpec, log: Callable
         row = TrainRow(model=cfg.MODEL.NAME, variant=key, batch_size=train.batch_size, device=str(device),
                        dtype=dtype_name, compiled=spec.compile, step_s=step, clips_per_s=train.batch_size / step,
                        peak_memory_mb=memory[key].peak_mb, state_memory_mb=state, gflops_per_clip=gflops,
-                       rounds_s=list(times[key]))
+                       rounds_s=list(times[key]), rss_peak_memory_mb=memory[key].rss_peak_mb)
         if key == variant:
             row.ats, row.kept_per_stage = dict(ats), kept
             row.gflops_ratio = full / gflops
