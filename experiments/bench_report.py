@@ -62,7 +62,12 @@ def host_line(data: dict) -> str:
     """The machine a run measured on, in one sentence."""
     env = data["meta"].get("environment", {})
     load = data["meta"].get("loadavg")
-    parts = [f"{env.get('cpu_count', '?')} CPU cores ({env.get('processor', '?')})",
+    cpu = env.get("processor", "?")
+    if env.get("cpu_isa"):
+        cpu += ", " + " ".join(env["cpu_isa"])
+    if env.get("cache_kib", {}).get("L3"):
+        cpu += f", L3 {env['cache_kib']['L3'] // 1024} MiB"
+    parts = [f"{env.get('cpu_count', '?')} CPU cores ({cpu})",
              f"torch {env.get('torch', '?')}", f"torch threads: {env.get('torch_threads', '?')}"]
     if env.get("gpu"):
         parts.insert(0, env["gpu"])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import glob
 import json
 import logging
 import os
@@ -598,10 +599,43 @@ def environment(device: str) -> dict:
     """The machine, for the JSON."""
     info = {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "processor": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": device, "onednn": onednn_available()}
+            "device": device, "onednn": onednn_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_isa": _cpu_isa(),
+            "cache_kib": _cpu_caches()}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+# The instruction-set extensions that decide which GEMM kernels MKL and oneDNN can use; the model
+# name ("Intel(R) Xeon(R) Processor" on virtual machines) often does not tell hosts apart.
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def _cpu_isa() -> list[str]:
+    """Which of ``_ISA_FLAGS`` the CPU reports in /proc/cpuinfo (empty where unreadable)."""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [flag for flag in _ISA_FLAGS if flag in flags]
+    return []
+
+
+def _cpu_caches() -> dict[str, int]:
+    """Sizes in KiB of CPU 0's caches by level (``{"L1d": 48, "L2": 2048, ...}``), from sysfs."""
+    def read(index: str, name: str) -> str:
+        with open(os.path.join(index, name)) as handle:
+            return handle.read().strip()
+
+    sizes = {}
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        with contextlib.suppress(OSError, ValueError):
+            level, kind, size = (read(index, name) for name in ("level", "type", "size"))
+            name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")
+            sizes[name] = int(size.rstrip("K")) if size.endswith("K") else int(size.rstrip("M")) * 1024
+    return sizes
 
 
 def _cpu_name() -> str:
