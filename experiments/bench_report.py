@@ -13,6 +13,7 @@ wrote; nothing is copied by hand. A table lives between two markers in the Markd
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -76,6 +77,56 @@ def host_line(data: dict) -> str:
         text += (f"; 1-minute load average {load['before'][0]:.2f} before the run, "
                  f"{load['after'][0]:.2f} after it")
     return text
+
+
+def host_class(env: dict) -> str:
+    """A short name for the kind of CPU a run measured on: the model name and the widest
+    vector/matrix extension it reports ("Intel Xeon, AVX-512 + AMX"; "AMD EPYC" when the run
+    predates the ISA record)."""
+    name = env.get("processor", "?").replace("(R)", "").replace(" Processor", "").strip()
+    isa = set(env.get("cpu_isa", []))
+    if "amx_tile" in isa:
+        name += ", AVX-512 + AMX"
+    elif "avx512f" in isa:
+        name += ", AVX-512"
+    elif "avx2" in isa:
+        name += ", AVX2"
+    if env.get("gpu"):
+        name = f"{env['gpu']} ({name})"
+    return name
+
+
+def _bench_name(data: dict) -> str:
+    """The run's file relative to docs/bench/ ("cpu_2threads.json", "hosts/amd_epyc_2threads.json")."""
+    path = data.get("_path", "cpu_2threads.json")
+    parent = os.path.basename(os.path.dirname(path))
+    return f"{parent}/{os.path.basename(path)}" if parent == "hosts" else os.path.basename(path)
+
+
+def hosts_table(runs: Sequence[dict]) -> str:
+    """The targets of each recorded run of the same command, one line per host, model and batch:
+    the same comparison on every host class it was measured on."""
+    header = ["host class", "run", "model", "batch", "matmul default / oneDNN (GMAC/s)",
+              f"ours / mmaction2 (≥ {TARGET_VS_MMACTION:.2f})", f"of the faster matmul (≥ {TARGET_MATMUL_FRACTION:.2f})",
+              f"ATS efficiency (≥ {TARGET_EFFICIENCY:.2f})", "load before"]
+    lines = []
+    for data in runs:
+        meta = data["meta"]
+        name = _bench_name(data)
+        load = meta.get("loadavg", {}).get("before")
+        for (model, batch, dtype, compiled), group in _groups(data["rows"]).items():
+            plain, ats = group.get("plain"), group.get("ats")
+            if plain is None or dtype != "fp32" or compiled:
+                continue
+            rates = plain.get("matmul_gmacs_by_library", {})
+            mmaction = plain.get("vs_mmaction")
+            lines.append([host_class(meta.get("environment", {})), f"[{name}](bench/{name})", _title(model), batch,
+                          f"{_num(rates.get('default'), 1)} / {_num(rates.get('onednn'), 1)}",
+                          _verdict(mmaction, TARGET_VS_MMACTION, "×") if mmaction is not None else "–",
+                          _verdict(plain["matmul_fraction"], TARGET_MATMUL_FRACTION),
+                          _verdict(ats and ats.get("efficiency"), TARGET_EFFICIENCY),
+                          f"{load[0]:.2f}" if load else "–"])
+    return _markdown(header, lines)
 
 
 def command_block(data: dict) -> str:
@@ -244,8 +295,9 @@ def memory_table(rows: Sequence[dict], limit_gb: float) -> str:
 # README
 
 
-def readme_table(data: dict) -> str:
-    """The README's speed table: per model and batch, no ATS → ATS, and mmaction2; the host."""
+def readme_table(data: dict, other_hosts: Sequence[dict] = ()) -> str:
+    """The README's speed table: per model and batch, no ATS → ATS, and mmaction2; the host
+    class, and ours vs mmaction2 on the other host classes."""
     rows = data["rows"]
     header = ["model", "batch", "GFLOPs/clip, no ATS → ATS", "clips/s, no ATS → ATS", "speedup / GFLOPs ratio",
               "mmaction2 TimeSformer (ours ×)"]
@@ -265,13 +317,21 @@ def readme_table(data: dict) -> str:
                           f"{row['efficiency']:.2f}", "–"])
     fractions = [group["plain"]["matmul_fraction"] for group in _groups(rows).values() if "plain" in group]
     text = _markdown(header, lines)
-    name = os.path.basename(data.get("_path", "cpu_2threads.json"))
-    text += f"\n\nHost: {host_line(data)}; fp32, one run ([docs/bench/{name}](docs/bench/{name})). "
+    name = _bench_name(data)
+    text += (f"\n\nHost class: {host_class(data['meta'].get('environment', {}))} ({host_line(data)}); fp32, one run "
+             f"([docs/bench/{name}](docs/bench/{name})). ")
     if "kernel_trials" not in data["meta"]:
         text += "Measured before the per-shape choice of the linear-layer path (every layer on oneDNN). "
     if fractions:
         text += (f"Without ATS the forward runs at {100 * min(fractions):.0f}–{100 * max(fractions):.0f} % of "
                  "the faster of the host's two fp32 matmul libraries.")
+    for other in other_hosts:
+        versus = [f"×{group['plain']['vs_mmaction']:.2f} at batch {batch}"
+                  for (model, batch, dtype, compiled), group in _groups(other["rows"]).items()
+                  if "plain" in group and group["plain"].get("vs_mmaction") is not None]
+        text += (f" The same command on {host_class(other['meta'].get('environment', {}))} "
+                 f"([docs/bench/{_bench_name(other)}](docs/bench/{_bench_name(other)})): ours vs mmaction2's "
+                 f"TimeSformer {', '.join(versus) or 'not measured'}.")
     return text
 
 
@@ -279,13 +339,15 @@ def readme_table(data: dict) -> str:
 # Files
 
 
-def blocks(data: Optional[dict], gpu: Optional[dict] = None) -> Dict[str, str]:
-    """Every generated block: name -> Markdown."""
+def blocks(data: Optional[dict], gpu: Optional[dict] = None, other_hosts: Sequence[dict] = ()) -> Dict[str, str]:
+    """Every generated block: name -> Markdown. ``other_hosts``: earlier runs of the same
+    command on other host classes (docs/bench/hosts/), listed after ``data`` in the hosts block."""
     missing = "Not measured yet: run `make bench` (see the command above)."
     out: Dict[str, str] = {}
     if data is None:
         return {name: missing for name in ("command", "speed", "targets", "matmul", "trials", "train", "memory",
-                                           "readme-speed")}
+                                           "readme-speed", "hosts")}
+    out["hosts"] = hosts_table([data, *other_hosts])
     out["command"] = command_block(data)
     out["speed"] = speed_table(data["rows"])
     out["targets"] = targets_table(data["rows"])
@@ -295,7 +357,7 @@ def blocks(data: Optional[dict], gpu: Optional[dict] = None) -> Dict[str, str]:
     out["train"] = train_table(data["train_rows"]) if data.get("train_rows") else missing
     limit = data["meta"].get("train_spec", {}).get("memory_limit_gb", 8.0)
     out["memory"] = memory_table(data["memory_rows"], limit) if data.get("memory_rows") else missing
-    out["readme-speed"] = readme_table(data)
+    out["readme-speed"] = readme_table(data, other_hosts)
     out["gpu"] = gpu_block(gpu)
     return out
 
@@ -328,12 +390,22 @@ def block_names(text: str) -> List[str]:
     return [match.group("name") for match in _BLOCK.finditer(text)]
 
 
+def other_host_runs(json_path: str) -> List[dict]:
+    """The runs under ``hosts/`` beside the recorded one (other host classes), by file name."""
+    runs = []
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(json_path) or ".", "hosts", "*.json"))):
+        data = load(path)
+        data["_path"] = path
+        runs.append(data)
+    return runs
+
+
 def generated_blocks(json_path: str, gpu_json: Optional[str] = None) -> Dict[str, str]:
-    """`blocks` of the JSON files (either may be absent)."""
+    """`blocks` of the JSON files (either may be absent), with the other hosts' runs."""
     data = load(json_path)
     if data is not None:
         data["_path"] = json_path
-    return blocks(data, load(gpu_json) if gpu_json else None)
+    return blocks(data, load(gpu_json) if gpu_json else None, other_host_runs(json_path))
 
 
 def _texts(paths: Sequence[str]) -> Dict[str, str]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.bench_report import (block_names, blocks, memory_table, replace_blocks, stale_blocks,
-                                      targets_table)
+from experiments.bench_report import (block_names, blocks, host_class, hosts_table, memory_table, replace_blocks,
+                                      stale_blocks, targets_table)
 
 ROOT = Path(__file__).parent.parent
 DOCS = [str(ROOT / "docs" / "benchmarks.md"), str(ROOT / "README.md")]
@@ -84,3 +84,21 @@ def test_a_gpu_check_run_renders_its_checks_and_rows():
     assert text.startswith("On NVIDIA H200, 16 CPU cores")
     assert "| ddp_step | passed | 2.0 | nccl: max 0.0e+00 |" in text
     assert "| timesformer_base | no ATS | 1 | 195.8 | 0.500 | 0.010 | 512 |" in text
+
+
+def test_the_hosts_table_names_each_host_class_and_its_targets():
+    amx = {"processor": "Intel(R) Xeon(R) Processor", "cpu_isa": ["avx2", "avx512f", "amx_tile"]}
+    assert host_class(amx) == "Intel Xeon, AVX-512 + AMX"
+    assert host_class({"processor": "AMD EPYC", "cpu_isa": ["avx2", "fma"]}) == "AMD EPYC, AVX2"
+    assert host_class({"processor": "AMD EPYC"}) == "AMD EPYC"   # a run from before the ISA record
+    plain = dict(row("no ATS", vs=1.156, fraction=0.83), matmul_gmacs_by_library={"default": 166.0, "onednn": 154.5})
+    runs = [{"_path": "docs/bench/cpu_2threads.json", "meta": {"environment": amx, "loadavg": {"before": [0.2]}},
+             "rows": [plain, row("ATS topk ratio 0.73", efficiency=1.007)]},
+            {"_path": "docs/bench/hosts/amd.json", "meta": {"environment": {"processor": "AMD EPYC"}},
+             "rows": [dict(plain, vs_mmaction=0.958)]}]
+    lines = hosts_table(runs).splitlines()
+    assert len(lines) == 4
+    assert lines[2] == ("| Intel Xeon, AVX-512 + AMX | [cpu_2threads.json](bench/cpu_2threads.json) | TimeSformer 8×224 "
+                        "| 1 | 166.0 / 154.5 | 1.156×: met | 0.830: **missed by 7.8 %** | 1.007: met | 0.20 |")
+    assert lines[3].startswith("| AMD EPYC | [hosts/amd.json](bench/hosts/amd.json) |")
+    assert "0.958×: **missed by 12.9 %**" in lines[3] and lines[3].endswith("| – | – |")

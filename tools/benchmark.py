@@ -95,6 +95,7 @@ def main(argv=None):
         if not args.json:
             return
         meta = {"command": " ".join(["python", "tools/benchmark.py"] + (argv or sys.argv[1:])),
+                "date": time.strftime("%Y-%m-%d", time.gmtime(start)),
                 "environment": environment(args.device), "spec": vars(spec), "train_spec": vars(train),
                 "elapsed_s": time.time() - start, "memory": PeakMemory(torch.device(args.device)).what,
                 "loadavg": {"before": load_before, "after": load_average()}, "kernel_trials": kernel_choices()}
