@@ -600,7 +600,7 @@ def environment(device: str) -> dict:
     info = {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "processor": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": device, "onednn": onednn_available(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_isa": _cpu_isa(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_isa": cpu_isa(),
             "cache_kib": _cpu_caches()}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -612,7 +612,7 @@ def environment(device: str) -> dict:
 _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 
-def _cpu_isa() -> list[str]:
+def cpu_isa() -> list[str]:
     """Which of ``_ISA_FLAGS`` the CPU reports in /proc/cpuinfo (empty where unreadable)."""
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as handle:

@@ -55,6 +55,17 @@ class TrainSpec:
         return "bf16" if device.type == "cuda" else "fp32"
 
 
+def default_train_dtypes(device: torch.device, isa: Sequence[str]) -> List[str]:
+    """The training step's dtypes when none is asked for: bf16 autocast on CUDA; on the CPU
+    fp32 (comparable with the fp32 inference rows on every host), then bf16 autocast too where
+    the CPU has bf16 arithmetic (``isa``, e.g. `experiments.benchmark.environment`'s
+    ``cpu_isa``, lists AVX-512 BF16 or AMX-BF16): mixed precision is what a user of such a
+    host would train in."""
+    if device.type == "cuda":
+        return ["bf16"]
+    return ["fp32", "bf16"] if {"avx512_bf16", "amx_bf16"} & set(isa) else ["fp32"]
+
+
 @dataclass
 class TrainRow:
     """One timed training step configuration."""

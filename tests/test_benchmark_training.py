@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from experiments.benchmark import BenchmarkSpec, PeakMemory
-from experiments.train_benchmark import (TrainSpec, benchmark_training, largest_batch_within, memory_config,
-                                         state_mb)
+from experiments.train_benchmark import (TrainSpec, benchmark_training, default_train_dtypes, largest_batch_within,
+                                         memory_config, state_mb)
 from video_ats.config import load_config
 
 
@@ -147,19 +147,30 @@ def test_the_benchmark_tool_writes_every_part_and_the_docs_render_from_it(tmp_pa
     path = tmp_path / "bench.json"
     load_tool("benchmark").main(["--cfg", "configs/synthetic/timesformer_tiny.yaml", "--ratio", "0.5",
                                  "--batch-sizes", "1", "--warmup", "0", "--rounds", "1", "--no-mmaction",
-                                 "--train", "--memory", "--memory-batch-sizes", "1", "2",
+                                 "--train", "--train-dtype", "fp32", "bf16", "--memory", "--memory-batch-sizes", "1", "2",
                                  "--memory-limit-gb", "0.05", "--json", str(path)])
     data = json.loads(path.read_text())
     assert [row["variant"] for row in data["rows"]] == ["no ATS", "ATS topk ratio 0.5"]
     assert data["rows"][0]["linear_kernel"] == "auto"
     assert set(data["rows"][0]["linear_paths"]) >= {"blocks.*.attn.qkv", "blocks.*.mlp.fc1", "blocks.*.mlp.fc2"}
-    assert [row["variant"] for row in data["train_rows"]] == ["no ATS", "ATS topk ratio 0.5"]
+    assert [(row["variant"], row["dtype"]) for row in data["train_rows"]] == [
+        ("no ATS", "fp32"), ("ATS topk ratio 0.5", "fp32"), ("no ATS", "bf16"), ("ATS topk ratio 0.5", "bf16")]
+    assert {row["dtype"] for row in data["memory_rows"]} == {"fp32"}             # the first dtype
     assert {(row["mode"], row["batch_size"]) for row in data["memory_rows"]} >= {("inference", 1), ("inference", 2)}
     assert data["meta"]["kernel_trials"] and len(data["meta"]["loadavg"]["before"]) == 3
     markdown = tmp_path / "page.md"
-    names = ["command", "matmul", "trials", "speed", "targets", "train", "memory", "readme-speed"]
+    names = ["command", "matmul", "trials", "speed", "targets", "hosts", "train", "memory", "readme-speed"]
     markdown.write_text("".join(f"<!-- bench:{name} -->\n<!-- /bench:{name} -->\n" for name in names))
     render_files(str(path), [str(markdown)])
     page = markdown.read_text()
     assert "Not measured" not in page and "not recorded" not in page and "predates" not in page
     assert "| timesformer_tiny | ATS topk ratio 0.5 | 2 | fp32 |" in page          # the training table
+    assert "| timesformer_tiny | ATS topk ratio 0.5 | 2 | bf16 |" in page
+
+
+def test_the_cpu_trains_in_bf16_too_only_where_it_has_bf16_arithmetic():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert default_train_dtypes(cpu, ["avx2", "fma"]) == ["fp32"]
+    assert default_train_dtypes(cpu, ["avx2", "avx512f", "avx512_bf16"]) == ["fp32", "bf16"]
+    assert default_train_dtypes(cpu, ["avx512f", "amx_tile", "amx_bf16"]) == ["fp32", "bf16"]
+    assert default_train_dtypes(cuda, []) == ["bf16"]

@@ -22,14 +22,15 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments.bench_report import memory_table, train_table  # noqa: E402
-from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, environment,  # noqa: E402
-                                   load_average, markdown_table, write_json)
-from experiments.train_benchmark import TrainSpec, benchmark_training, memory_config, training_pair  # noqa: E402
+from experiments.benchmark import (DTYPES, BenchmarkSpec, PeakMemory, benchmark_config, cpu_isa,  # noqa: E402
+                                   environment, load_average, markdown_table, write_json)
+from experiments.train_benchmark import (TrainSpec, benchmark_training, default_train_dtypes,  # noqa: E402
+                                         memory_config, training_pair)
 from video_ats.ats import SAMPLERS  # noqa: E402
 from video_ats.cli import run_tool  # noqa: E402
 from video_ats.config import load_config  # noqa: E402
@@ -64,8 +65,10 @@ def main(argv=None):
     parser.add_argument("--no-inference", action="store_true", help="skip the inference timing")
     parser.add_argument("--train", action="store_true", help="time a training step without and with ATS")
     parser.add_argument("--train-batch-size", type=int, default=2)
-    parser.add_argument("--train-dtype", choices=sorted(DTYPES), default=None,
-                        help="autocast dtype of the training step (default: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--train-dtype", choices=sorted(DTYPES), nargs="+", default=None,
+                        help="autocast dtype(s) of the training step, each timed in turn (default: bf16 on CUDA; "
+                             "fp32 on CPU, then bf16 too where the CPU has bf16 arithmetic); the memory search "
+                             "uses the first")
     parser.add_argument("--memory", action="store_true",
                         help="inference memory at --memory-batch-sizes and the largest training batch within "
                              "--memory-limit-gb")
@@ -85,7 +88,8 @@ def main(argv=None):
                          compile=args.compile, mmaction=not args.no_mmaction, adaptive=args.adaptive,
                          sharpen=args.sharpen, linear_kernel=args.linear_kernel,
                          compare_kernels=args.compare_kernels)
-    train = TrainSpec(batch_size=args.train_batch_size, dtype=args.train_dtype, warmup=args.warmup,
+    train_dtypes = args.train_dtype or default_train_dtypes(torch.device(args.device), cpu_isa())
+    train = TrainSpec(batch_size=args.train_batch_size, dtype=train_dtypes[0], warmup=args.warmup,
                       rounds=args.rounds, memory_batch_sizes=tuple(args.memory_batch_sizes),
                       memory_limit_gb=args.memory_limit_gb)
     start, load_before = time.time(), load_average()
@@ -109,9 +113,11 @@ def main(argv=None):
         totals, pair = {}, None
         if args.train:
             pair = training_pair(cfg, spec)           # the memory search reuses it (momentum allocated)
-            timed, totals = benchmark_training(cfg, spec, train, pair=pair)
-            train_rows.extend(timed)
-            save()
+            for index, dtype in enumerate(train_dtypes):
+                timed, dtype_totals = benchmark_training(cfg, spec, replace(train, dtype=dtype), pair=pair)
+                totals = dtype_totals if index == 0 else totals      # the memory search's dtype
+                train_rows.extend(timed)
+                save()
         if args.memory:
             measured = {("inference", row.variant, row.batch_size): row.peak_memory_mb for row in config_rows
                         if row.implementation == "video_ats" and row.dtype == dtypes[0] and not row.compiled}
