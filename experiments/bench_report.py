@@ -318,8 +318,10 @@ def readme_table(data: dict, other_hosts: Sequence[dict] = ()) -> str:
     fractions = [group["plain"]["matmul_fraction"] for group in _groups(rows).values() if "plain" in group]
     text = _markdown(header, lines)
     name = _bench_name(data)
-    text += (f"\n\nHost class: {host_class(data['meta'].get('environment', {}))} ({host_line(data)}); fp32, one run "
-             f"([docs/bench/{name}](docs/bench/{name})). ")
+    train_dtypes = sorted({row["dtype"] for row in data.get("train_rows") or []} - {"fp32"})
+    precision = "fp32" + (f" (training also {' and '.join(train_dtypes)} autocast)" if train_dtypes else "")
+    text += (f"\n\nHost class: {host_class(data['meta'].get('environment', {}))} ({host_line(data)}); {precision}, "
+             f"one run ([docs/bench/{name}](docs/bench/{name})). ")
     if "kernel_trials" not in data["meta"]:
         text += "Measured before the per-shape choice of the linear-layer path (every layer on oneDNN). "
     if fractions:
