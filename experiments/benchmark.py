@@ -614,13 +614,8 @@ _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp
 
 def cpu_isa() -> list[str]:
     """Which of ``_ISA_FLAGS`` the CPU reports in /proc/cpuinfo (empty where unreadable)."""
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [flag for flag in _ISA_FLAGS if flag in flags]
-    return []
+    flags = set((_cpuinfo("flags") or "").split())
+    return [flag for flag in _ISA_FLAGS if flag in flags]
 
 
 def _cpu_caches() -> dict[str, int]:
@@ -638,13 +633,18 @@ def _cpu_caches() -> dict[str, int]:
     return sizes
 
 
-def _cpu_name() -> str:
+def _cpuinfo(key: str) -> Optional[str]:
+    """The first value of ``key`` in /proc/cpuinfo (None where absent or unreadable)."""
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
-    return platform.processor()
+    return None
+
+
+def _cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor()
 
 
 def write_json(path: str, rows: Sequence[Row], meta: dict, **sections: Sequence) -> None:

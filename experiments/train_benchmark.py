@@ -58,8 +58,8 @@ class TrainSpec:
 def default_train_dtypes(device: torch.device, isa: Sequence[str]) -> List[str]:
     """The training step's dtypes when none is asked for: bf16 autocast on CUDA; on the CPU
     fp32 (comparable with the fp32 inference rows on every host), then bf16 autocast too where
-    the CPU has bf16 arithmetic (``isa``, e.g. `experiments.benchmark.environment`'s
-    ``cpu_isa``, lists AVX-512 BF16 or AMX-BF16): mixed precision is what a user of such a
+    the CPU has bf16 arithmetic (``isa``, `experiments.benchmark.cpu_isa`, lists AVX-512
+    BF16 or AMX-BF16): mixed precision is what a user of such a
     host would train in."""
     if device.type == "cuda":
         return ["bf16"]

@@ -115,7 +115,8 @@ def main(argv=None):
             pair = training_pair(cfg, spec)           # the memory search reuses it (momentum allocated)
             for index, dtype in enumerate(train_dtypes):
                 timed, dtype_totals = benchmark_training(cfg, spec, replace(train, dtype=dtype), pair=pair)
-                totals = dtype_totals if index == 0 else totals      # the memory search's dtype
+                if index == 0:                          # the memory search runs in the first dtype
+                    totals = dtype_totals
                 train_rows.extend(timed)
                 save()
         if args.memory:
