@@ -129,6 +129,24 @@ def hosts_table(runs: Sequence[dict]) -> str:
     return _markdown(header, lines)
 
 
+def profile_table(runs: Sequence[dict]) -> str:
+    """Per run of tools/profile_forward.py (its allocator settings), model and variant: the
+    median forward, page faults, and the shares of the profiled self time."""
+    header = ["run", "allocator settings", "model", "variant", "batch", "median forward (s)", "GMAC/s",
+              "minor page faults per forward", "GEMMs", "attention (SDPA)", "other"]
+    lines = []
+    for data in runs:
+        settings = " ".join(f"`{k}={v}`" for k, v in data["meta"].get("allocator_env", {}).items()) or "default"
+        name = os.path.basename(data.get("_path", "–"))
+        for row in data["rows"]:
+            share = row["group_share"]
+            lines.append([name, settings, _title(row["model"]), row["variant"], row["batch_size"],
+                          f"{row['median_s']:.3f}", f"{row['gflops_per_clip'] * row['batch_size'] / row['median_s']:.1f}",
+                          f"{row['minor_faults_per_forward']:,.0f}", f"{100 * share['gemm']:.1f} %",
+                          f"{100 * share['attention']:.1f} %", f"{100 * share['other']:.1f} %"])
+    return _markdown(header, lines)
+
+
 def command_block(data: dict) -> str:
     meta = data["meta"]
     elapsed = meta.get("elapsed_s")
@@ -320,8 +338,8 @@ def readme_table(data: dict, other_hosts: Sequence[dict] = ()) -> str:
     name = _bench_name(data)
     train_dtypes = sorted({row["dtype"] for row in data.get("train_rows") or []} - {"fp32"})
     precision = "fp32" + (f" (training also {' and '.join(train_dtypes)} autocast)" if train_dtypes else "")
-    text += (f"\n\nHost class: {host_class(data['meta'].get('environment', {}))} ({host_line(data)}); {precision}, "
-             f"one run ([docs/bench/{name}](docs/bench/{name})). ")
+    text += (f"\n\nHost class: {host_class(data['meta'].get('environment', {}))}. Host: {host_line(data)}; "
+             f"{precision}, one run ([docs/bench/{name}](docs/bench/{name})). ")
     if "kernel_trials" not in data["meta"]:
         text += "Measured before the per-shape choice of the linear-layer path (every layer on oneDNN). "
     if fractions:
@@ -342,8 +360,8 @@ def readme_table(data: dict, other_hosts: Sequence[dict] = ()) -> str:
 
 
 def blocks(data: Optional[dict], gpu: Optional[dict] = None, other_hosts: Sequence[dict] = ()) -> Dict[str, str]:
-    """Every generated block: name -> Markdown. ``other_hosts``: earlier runs of the same
-    command on other host classes (docs/bench/hosts/), listed after ``data`` in the hosts block."""
+    """Every generated block: name -> Markdown. ``other_hosts``: other runs of the same command
+    (docs/bench/hosts/: other host classes, earlier runs), listed after ``data`` in the hosts block."""
     missing = "Not measured yet: run `make bench` (see the command above)."
     out: Dict[str, str] = {}
     if data is None:
@@ -392,10 +410,9 @@ def block_names(text: str) -> List[str]:
     return [match.group("name") for match in _BLOCK.finditer(text)]
 
 
-def other_host_runs(json_path: str) -> List[dict]:
-    """The runs under ``hosts/`` beside the recorded one (other host classes), by file name."""
+def _runs(pattern: str) -> List[dict]:
     runs = []
-    for path in sorted(glob.glob(os.path.join(os.path.dirname(json_path) or ".", "hosts", "*.json"))):
+    for path in sorted(glob.glob(pattern)):
         data = load(path)
         data["_path"] = path
         runs.append(data)
@@ -403,11 +420,17 @@ def other_host_runs(json_path: str) -> List[dict]:
 
 
 def generated_blocks(json_path: str, gpu_json: Optional[str] = None) -> Dict[str, str]:
-    """`blocks` of the JSON files (either may be absent), with the other hosts' runs."""
+    """`blocks` of the JSON files (either may be absent), with the other hosts' runs
+    (``hosts/*.json`` beside ``json_path``) and the forward profiles (``profile*.json`` there)."""
     data = load(json_path)
     if data is not None:
         data["_path"] = json_path
-    return blocks(data, load(gpu_json) if gpu_json else None, other_host_runs(json_path))
+    directory = os.path.dirname(json_path) or "."
+    generated = blocks(data, load(gpu_json) if gpu_json else None, _runs(os.path.join(directory, "hosts", "*.json")))
+    profiles = _runs(os.path.join(directory, "profile*.json"))
+    generated["profile"] = (profile_table(profiles) if profiles else
+                            "Not measured yet: run `python tools/profile_forward.py ... --json docs/bench/profile_cpu_2threads.json`.")
+    return generated
 
 
 def _texts(paths: Sequence[str]) -> Dict[str, str]:

@@ -18,7 +18,7 @@ def test_the_committed_tables_are_what_the_committed_json_gives():
 
 
 def test_every_marker_in_the_docs_is_a_block_the_renderer_knows():
-    known = set(blocks(None)) | {"gpu"}
+    known = set(blocks(None)) | {"gpu", "profile"}
     for path in DOCS:
         names = block_names(Path(path).read_text())
         assert names and set(names) <= known, path
